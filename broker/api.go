@@ -22,6 +22,14 @@
 // Deliveries go to the session's Sink. A sink that cannot take a message
 // now (a sleeping MQTT-SN client, a full socket buffer) returns false and
 // the broker queues it, bounded by config, until Resume.
+//
+// Holding deliveries: a session returned by Connect, and a session that
+// has just subscribed, is held: the broker queues its deliveries (resent
+// in-flight messages of a resumed session, retained messages matched by
+// the new subscriptions, live messages) until the front end calls Resume.
+// So the rule for every front end is: after writing CONNACK or SUBACK (or
+// the MQTT-SN equivalents), call Resume. This keeps CONNACK/SUBACK ahead
+// of the PUBLISH packets they enable.
 package broker
 
 import (
@@ -81,7 +89,12 @@ type Delivery struct {
 	// Dup is set when this is a redelivery of a message sent before.
 	Dup bool
 	// SubscriptionIDs are the MQTT 5 subscription identifiers that matched.
+	// The slice is shared; do not modify it.
 	SubscriptionIDs []uint32
+	// Release is set when the front end must resend PUBREL (not PUBLISH)
+	// for PacketID: a QoS 2 message whose PUBREC was received before the
+	// client reconnected. Msg still points to the message, for logs.
+	Release bool
 }
 
 // Sink receives a session's deliveries. The broker calls Deliver from any
@@ -104,6 +117,10 @@ type Will struct {
 	Msg Message
 	// Delay is the MQTT 5 Will Delay Interval.
 	Delay time.Duration
+	// MsgExpiry is the MQTT 5 Message Expiry Interval of the will: when
+	// non-zero, the published will's Msg.Expiry is set to publication
+	// time plus MsgExpiry (Msg.Expiry itself is ignored).
+	MsgExpiry time.Duration
 }
 
 // ConnectInfo describes a client that attaches a session.

@@ -1,0 +1,422 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// smallSubs is how many subscriptions a session keeps in a slice before
+// it also indexes them by filter.
+const smallSubs = 16
+
+// session is the broker-side state of one client ID. It outlives its
+// attachments (Session handles) while it has not expired.
+type session struct {
+	srv *Server
+	id  string
+	seq uint64 // unique per server, orders sessions when merging matches
+
+	// ready mirrors "attached, not held, not refused", for shared
+	// subscriptions, which prefer such members.
+	ready atomic.Bool
+
+	// Guarded by srv.tree.mu:
+	subs   []*subRecord
+	subMap map[string]*subRecord // index of subs when it is large
+	nsubs  int                   // non-shared subscriptions
+
+	mu sync.Mutex
+	// Guarded by mu:
+	cur            *Session // current attachment, nil while offline
+	held           bool     // after Connect or Subscribe, until Resume
+	refused        bool     // the sink refused a delivery, until Resume
+	draining       bool     // a goroutine is calling the sink
+	resumes        uint32   // counts Resume calls, to spot one during Deliver
+	ended          bool
+	queueQoS0      bool
+	window         uint16
+	nextID         uint16
+	queue          ring
+	inflight       []inflight
+	resendN        int // in-flight entries with resend set
+	username       string
+	expiry         time.Duration
+	will           *Will // the will of the attached client
+	pendingWill    *Will // a will waiting for its delay or the session end
+	willTimer      *timerEntry
+	expiryTimer    *timerEntry
+	disconnectedAt time.Time
+	msgSeq         uint64   // store keys of queued messages
+	persisted      bool     // the store holds a record of the session
+	pendingChanges []Change // store changes made under mu, written after
+}
+
+func (s *session) findSub(filter string) *subRecord {
+	if s.subMap != nil {
+		return s.subMap[filter]
+	}
+	for _, r := range s.subs {
+		if r.sub.Filter == filter {
+			return r
+		}
+	}
+	return nil
+}
+
+func (s *session) addSub(r *subRecord) {
+	s.subs = append(s.subs, r)
+	if s.subMap != nil {
+		s.subMap[r.sub.Filter] = r
+	} else if len(s.subs) > smallSubs {
+		s.subMap = make(map[string]*subRecord, 2*len(s.subs))
+		for _, x := range s.subs {
+			s.subMap[x.sub.Filter] = x
+		}
+	}
+}
+
+func (s *session) replaceSub(old, r *subRecord) {
+	if i := slices.Index(s.subs, old); i >= 0 {
+		s.subs[i] = r
+	}
+	if s.subMap != nil {
+		s.subMap[r.sub.Filter] = r
+	}
+}
+
+func (s *session) removeSub(r *subRecord) {
+	if i := slices.Index(s.subs, r); i >= 0 {
+		s.subs = slices.Delete(s.subs, i, i+1)
+	}
+	if s.subMap != nil {
+		delete(s.subMap, r.sub.Filter)
+		if len(s.subs) <= smallSubs/2 {
+			s.subMap = nil
+		}
+	}
+	if len(s.subs) == 0 {
+		s.subs = nil
+	}
+}
+
+// Session is one attachment of a client to its broker session, returned
+// by Server.Connect. Its methods are safe for concurrent use. Once the
+// attachment ends (Disconnect, takeover, session end, server close) the
+// methods do nothing, or return ErrSessionClosed.
+type Session struct {
+	s        *session
+	sink     Sink
+	username string
+	closed   atomic.Bool
+}
+
+// ClientID returns the session's client identifier.
+func (h *Session) ClientID() string { return h.s.id }
+
+// Username returns the authenticated user name ("" for anonymous).
+func (h *Session) Username() string { return h.username }
+
+// Publish routes an inbound PUBLISH from the client: it checks the topic
+// and the ACL (write), updates the retained store and delivers to the
+// matching sessions. The broker owns m afterwards (it sets m.From). It
+// returns ErrBadTopic, ErrNotAuthorized, ErrQuotaExceeded (retained store
+// full) or ErrSessionClosed, wrapped; the front end maps them to PUBACK or
+// PUBREC reason codes. With a Store, a QoS 1/2 message is durable for all
+// persistent subscribers when Publish returns.
+func (h *Session) Publish(m *Message) error {
+	if h.closed.Load() {
+		return ErrSessionClosed
+	}
+	m.From = h.s.id
+	return h.s.srv.publish(m, h.s.id, h.username, true)
+}
+
+// Ack handles PUBACK for the QoS 1 delivery with packet id; unknown ids
+// are ignored. It may deliver queued messages (calling the sink from the
+// calling goroutine).
+func (h *Session) Ack(id uint16) { h.finish(id, 1) }
+
+// Complete handles PUBCOMP for the QoS 2 delivery with packet id, after
+// Received; unknown ids are ignored. It may deliver queued messages.
+func (h *Session) Complete(id uint16) { h.finish(id, 2) }
+
+func (h *Session) finish(id uint16, qos QoS) {
+	s := h.s
+	s.mu.Lock()
+	i := s.findInflightLocked(id)
+	if s.cur != h || i < 0 || s.inflight[i].qos != qos || (qos == 2 && !s.inflight[i].released) {
+		s.mu.Unlock()
+		return
+	}
+	f := s.inflight[i]
+	if f.resend {
+		s.resendN--
+	}
+	s.inflight = slices.Delete(s.inflight, i, i+1)
+	if len(s.inflight) == 0 && cap(s.inflight) > 64 {
+		s.inflight = nil
+	}
+	s.srv.stats.inflight.Add(-1)
+	s.forgetLocked(f.seq)
+	s.pumpLocked(nil)
+}
+
+// Received handles PUBREC for the QoS 2 delivery with packet id: the
+// front end then sends PUBREL, and the message stays in flight until
+// Complete. On a later reconnect, the broker asks for PUBREL again
+// (Delivery.Release).
+func (h *Session) Received(id uint16) {
+	s := h.s
+	s.mu.Lock()
+	i := s.findInflightLocked(id)
+	if s.cur != h || i < 0 || s.inflight[i].qos != 2 || s.inflight[i].released {
+		s.mu.Unlock()
+		return
+	}
+	f := &s.inflight[i]
+	f.released = true
+	if f.seq != 0 {
+		s.pendingChanges = append(s.pendingChanges, Change{Kind: PutMessage, ClientID: s.id, Message: f.stored()})
+	}
+	s.unlockAndFlush()
+}
+
+// Resume tells the broker that the sink can take deliveries again: after
+// CONNACK, after SUBACK, and after the sink returned false from Deliver
+// (an MQTT-SN client woke up, a socket buffer drained). It delivers from
+// the calling goroutine what the window allows.
+func (h *Session) Resume() {
+	s := h.s
+	s.mu.Lock()
+	if s.cur != h {
+		s.mu.Unlock()
+		return
+	}
+	s.held, s.refused = false, false
+	s.resumes++
+	s.ready.Store(true)
+	s.pumpLocked(nil)
+}
+
+// Pending returns the number of messages queued for the session plus the
+// QoS 1/2 messages in flight (an MQTT-SN gateway answers a waking
+// client's PINGREQ when it reaches 0).
+func (h *Session) Pending() int {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.len() + len(s.inflight)
+}
+
+// SetWill replaces the client's will; nil deletes it. It returns
+// ErrBadTopic or ErrNotAuthorized (wrapped) for a will the client may not
+// publish, and ErrSessionClosed on an ended attachment.
+func (h *Session) SetWill(w *Will) error {
+	s := h.s
+	if w != nil {
+		if err := s.srv.checkWill(s.id, h.username, w); err != nil {
+			return err
+		}
+		w = cloneWill(w)
+	}
+	s.mu.Lock()
+	if s.cur != h {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	s.will = w
+	s.mu.Unlock()
+	s.srv.saveSession(s)
+	return nil
+}
+
+// SetSessionExpiry changes the session expiry interval (MQTT 5 DISCONNECT
+// with a Session Expiry Interval). It is capped by Config.MaxSessionExpiry.
+func (h *Session) SetSessionExpiry(d time.Duration) {
+	s := h.s
+	d = s.srv.capExpiry(d)
+	s.mu.Lock()
+	if s.cur != h {
+		s.mu.Unlock()
+		return
+	}
+	s.expiry = d
+	s.mu.Unlock()
+	s.srv.saveSession(s)
+}
+
+// Disconnect ends the attachment: the client sent DISCONNECT or its
+// connection was lost. With sendWill the will is published (after its
+// delay, if any); without, it is discarded. A session with expiry 0 ends
+// now; a persistent one keeps its subscriptions and queues messages until
+// it expires or the client reconnects. In-flight messages are resent, with
+// Dup, to the next attachment.
+func (h *Session) Disconnect(sendWill bool) {
+	if h.closed.Swap(true) {
+		return
+	}
+	h.s.srv.detach(h, sendWill)
+}
+
+func cloneWill(w *Will) *Will {
+	c := *w
+	return &c
+}
+
+// idsFor returns the shared subscription-identifier slice of a
+// subscription.
+func idsFor(id uint32) []uint32 {
+	if id == 0 {
+		return nil
+	}
+	return []uint32{id}
+}
+
+// SUBACK and UNSUBACK reason codes returned by Subscribe and Unsubscribe
+// (besides the granted QoS 0x00-0x02).
+const (
+	ReasonSuccess            byte = 0x00
+	ReasonNoSubscription     byte = 0x11
+	ReasonUnspecifiedError   byte = 0x80
+	ReasonNotAuthorized      byte = 0x87
+	ReasonTopicFilterInvalid byte = 0x8F
+	ReasonQuotaExceeded      byte = 0x97
+)
+
+// Subscribe adds or replaces subscriptions and returns one reason code per
+// filter: the granted QoS (0x00-0x02), 0x87 (ACL denies read), 0x8F
+// (invalid filter or options), 0x97 (too many subscriptions) or 0x80 (the
+// attachment has ended). Matching retained messages are queued per Retain
+// Handling (never for shared subscriptions), and the session is held:
+// write SUBACK, then call Resume.
+func (h *Session) Subscribe(subs []Subscription) []byte {
+	s, srv := h.s, h.s.srv
+	codes := make([]byte, len(subs))
+	if h.closed.Load() {
+		for i := range codes {
+			codes[i] = ReasonUnspecifiedError
+		}
+		return codes
+	}
+	type accepted struct {
+		i             int
+		group, filter string
+		isNew         bool
+	}
+	ok := make([]accepted, 0, len(subs))
+	pol := srv.policy.Load()
+	for i, sub := range subs {
+		group, filter, err := srv.limits.checkFilter(sub.Filter)
+		if err != nil || sub.QoS > 2 || sub.RetainHandling > 2 || (group != "" && sub.NoLocal) {
+			srv.stats.badTopics.Add(1)
+			codes[i] = ReasonTopicFilterInvalid
+			continue
+		}
+		if !pol.canSubscribe(s.id, h.username, filter) {
+			srv.stats.aclDenied.Add(1)
+			codes[i] = ReasonNotAuthorized
+			continue
+		}
+		codes[i] = sub.QoS
+		ok = append(ok, accepted{i: i, group: group, filter: filter})
+	}
+	srv.tree.mu.Lock()
+	s.mu.Lock()
+	live := s.cur == h && !s.ended
+	if live {
+		s.held = true
+		s.ready.Store(false)
+	}
+	s.mu.Unlock()
+	if !live {
+		srv.tree.mu.Unlock()
+		for i := range codes {
+			codes[i] = ReasonUnspecifiedError
+		}
+		return codes
+	}
+	for k := range ok {
+		a := &ok[k]
+		sub := subs[a.i]
+		if max := srv.cfg.MaxSubscriptionsPerSession; max > 0 && len(s.subs) >= max && s.findSub(sub.Filter) == nil {
+			srv.stats.subsRejected.Add(1)
+			codes[a.i] = ReasonQuotaExceeded
+			a.i = -1
+			continue
+		}
+		a.isNew = srv.tree.insert(&subRecord{sess: s, sub: sub, ids: idsFor(sub.ID)}, a.group, a.filter)
+	}
+	srv.tree.mu.Unlock()
+
+	var pb *persistBatch
+	if srv.store != nil {
+		pb = &persistBatch{}
+	}
+	for _, a := range ok {
+		if a.i < 0 || a.group != "" {
+			continue
+		}
+		sub := subs[a.i]
+		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !a.isNew) {
+			continue
+		}
+		t := target{sess: s, ids: idsFor(sub.ID), qos: sub.QoS, rap: true}
+		for _, m := range srv.retained.each(a.filter, srv.clock.Now()) {
+			s.offer(m, &t, pb)
+		}
+	}
+	if pb != nil && len(pb.changes) > 0 {
+		srv.apply(pb.changes)
+	}
+	srv.saveSession(s)
+	return codes
+}
+
+// Unsubscribe removes subscriptions and returns one reason code per
+// filter: 0x00, 0x11 (no such subscription) or 0x8F (invalid filter).
+func (h *Session) Unsubscribe(filters []string) []byte {
+	s, srv := h.s, h.s.srv
+	codes := make([]byte, len(filters))
+	if h.closed.Load() {
+		for i := range codes {
+			codes[i] = ReasonUnspecifiedError
+		}
+		return codes
+	}
+	srv.tree.mu.Lock()
+	for i, f := range filters {
+		if _, _, err := srv.limits.checkFilter(f); err != nil {
+			codes[i] = ReasonTopicFilterInvalid
+			continue
+		}
+		r := s.findSub(f)
+		if r == nil {
+			codes[i] = ReasonNoSubscription
+			continue
+		}
+		srv.tree.remove(r)
+		s.removeSub(r)
+	}
+	srv.tree.mu.Unlock()
+	srv.saveSession(s)
+	return codes
+}
+
+// checkWill validates a will's topic and QoS and the client's right to
+// publish it.
+func (srv *Server) checkWill(clientID, username string, w *Will) error {
+	if err := srv.limits.checkName(w.Msg.Topic); err != nil {
+		return fmt.Errorf("will: %w", err)
+	}
+	if w.Msg.QoS > 2 {
+		return fmt.Errorf("will: %w: QoS %d", ErrBadTopic, w.Msg.QoS)
+	}
+	if !srv.policy.Load().canPublish(clientID, username, w.Msg.Topic) {
+		srv.stats.aclDenied.Add(1)
+		return fmt.Errorf("will to %q: %w", w.Msg.Topic, ErrNotAuthorized)
+	}
+	return nil
+}

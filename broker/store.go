@@ -1,0 +1,93 @@
+package broker
+
+import "time"
+
+// Store persists the broker core's state (sessions, their subscriptions,
+// queued and in-flight messages, and retained messages). The server calls
+// it at well-defined points; without a store (the default) the state lives
+// in memory only and every Store call is skipped.
+//
+// Apply must make the whole batch durable before it returns: the server
+// calls it before Session.Publish returns for QoS 1/2 messages (so the
+// front end acknowledges only durable messages), before Subscribe and
+// Unsubscribe return, and on session changes. Implementations are expected
+// to group-commit concurrent Apply calls. Apply is called with no broker
+// lock held, from many goroutines at once.
+type Store interface {
+	// Load returns the state saved by an earlier run; New restores it.
+	Load() (Snapshot, error)
+	// Apply makes a batch of changes durable.
+	Apply(batch []Change) error
+}
+
+// Snapshot is the persisted state of a broker.
+type Snapshot struct {
+	Sessions []SessionRecord
+	Retained []*Message
+}
+
+// SessionRecord is the persisted form of a persistent session (one with a
+// non-zero session expiry).
+type SessionRecord struct {
+	ClientID string
+	Username string
+	// Expiry is the session expiry interval; DisconnectedAt is when the
+	// client left (zero while it is connected: a restart then counts the
+	// expiry from the restart).
+	Expiry         time.Duration
+	DisconnectedAt time.Time
+	QueueQoS0      bool
+	Subscriptions  []Subscription
+	// Will is the pending will (nil for none).
+	Will *Will
+	// Messages are the session's queued and in-flight messages in
+	// delivery order (only in a Snapshot; Changes carry them one by one).
+	Messages []StoredMessage
+}
+
+// StoredMessage is one message queued or in flight for a session.
+type StoredMessage struct {
+	// Seq orders a session's messages and names them in Changes.
+	Seq    uint64
+	Msg    *Message
+	QoS    QoS
+	Retain bool
+	SubIDs []uint32
+	// PacketID is non-zero once the message is in flight; Sent says it
+	// was offered to the client at least once (redeliver with Dup), and
+	// Released that PUBREC was received (only PUBREL is resent).
+	PacketID uint16
+	Sent     bool
+	Released bool
+}
+
+// ChangeKind says what a Change does.
+type ChangeKind uint8
+
+// The kinds of Change.
+const (
+	// PutSession creates or replaces a session record (Change.Session);
+	// its Messages are not used.
+	PutSession ChangeKind = iota + 1
+	// DeleteSession removes a session (Change.ClientID) and its messages.
+	DeleteSession
+	// PutRetained sets the retained message Change.Message.Msg.
+	PutRetained
+	// DeleteRetained removes the retained message of Change.Topic.
+	DeleteRetained
+	// PutMessage adds or updates a message of session Change.ClientID
+	// (Change.Message, keyed by its Seq).
+	PutMessage
+	// DeleteMessage removes message Change.Message.Seq of session
+	// Change.ClientID.
+	DeleteMessage
+)
+
+// Change is one state change in a Store batch.
+type Change struct {
+	Kind     ChangeKind
+	ClientID string
+	Topic    string
+	Session  *SessionRecord
+	Message  StoredMessage
+}

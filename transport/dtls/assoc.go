@@ -1,0 +1,341 @@
+package dtls
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pdtls "github.com/pion/dtls/v3"
+	"github.com/pion/transport/v5/deadline"
+
+	"github.com/sngate/sngate/transport"
+)
+
+// assocState is where an association stands; it decides which of the
+// listener's maps hold it.
+type assocState uint8
+
+const (
+	// stateUnverified: pion answered the first ClientHello with a
+	// HelloVerifyRequest; the cookie has not come back. In l.hello.
+	stateUnverified assocState = iota
+	// statePending: the client echoed the cookie; handshake in progress.
+	// In l.byAddr (and l.byCID).
+	statePending
+	// stateEstablished: handshake done. In l.byAddr (while mapped),
+	// l.byCID and l.byID.
+	stateEstablished
+	// stateClosed: in no map.
+	stateClosed
+)
+
+// endReason records why the listener, not the peer, ended an association.
+type endReason uint8
+
+const (
+	reasonNone endReason = iota
+	reasonEvicted
+	reasonReplaced
+	reasonIdle
+	reasonShutdown
+)
+
+// datagram is one received datagram waiting for pion's read loop.
+type datagram struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// frame is one decrypted frame waiting for ReadFrom.
+type frame struct {
+	b    []byte
+	from transport.Addr
+}
+
+// assoc is one DTLS association: pion's server Conn plus the queue that
+// feeds it. It exists from the first ClientHello of a peer.
+type assoc struct {
+	l    *Listener
+	id   uint64
+	addr transport.Addr
+	conn *pdtls.Conn
+
+	// Guarded by l.mu.
+	state   assocState
+	reason  endReason
+	remote  netip.AddrPort // current UDP endpoint of the peer
+	mapped  bool           // l.byAddr[remote] == a
+	cookie  []byte         // cookie of the HelloVerifyRequest pion sent
+	cid     []byte         // Connection ID issued to the peer, in l.byCID
+	helloEl *list.Element  // position in l.helloQ while unverified
+
+	verified   atomic.Bool  // the cookie came back (statePending reached)
+	cidUsed    atomic.Bool  // pion put our CID in its ServerHello
+	authFailed atomic.Bool  // the PSK identity was unknown
+	lastSeen   atomic.Int64 // UnixNano of the last datagram routed here
+	ident      atomic.Pointer[identity]
+	info       atomic.Pointer[PeerInfo] // set when established
+
+	// Received datagrams, filled by the listener's read loop and drained by
+	// pion's read loop through peerConn.ReadFrom.
+	rxMu  sync.Mutex
+	rxq   []datagram
+	rxSig chan struct{} // capacity 1: "rxq may be non-empty"
+	done  chan struct{} // closed when pion closes the conn
+	once  sync.Once
+	rdl   *deadline.Deadline
+
+	// Used only by pion's read loop (netctx serialises its reads).
+	lastFrom netip.AddrPort
+	lastUDP  *net.UDPAddr
+}
+
+// identity is the authenticated peer name captured during the handshake.
+type identity struct {
+	name    string
+	kind    IdentityKind
+	subject string
+}
+
+func newAssoc(l *Listener, id uint64, src netip.AddrPort) *assoc {
+	a := &assoc{
+		l:        l,
+		id:       id,
+		addr:     addrFromID(id),
+		remote:   src,
+		rxSig:    make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		rdl:      deadline.New(),
+		lastFrom: src,
+		lastUDP:  net.UDPAddrFromAddrPort(src),
+	}
+	a.lastSeen.Store(time.Now().UnixNano())
+	return a
+}
+
+// serverOptions are the listener's pion options plus this association's
+// callbacks.
+func (a *assoc) serverOptions() []pdtls.ServerOption {
+	base := a.l.cfg.opts
+	opts := append(base[:len(base):len(base)], pdtls.WithVerifyPeerCertificate(a.verifyCert))
+	if len(a.l.cfg.keys) > 0 {
+		opts = append(opts, pdtls.WithPSK(a.pskKey))
+	}
+	if a.l.cfg.cidLen > 0 {
+		opts = append(opts, pdtls.WithConnectionIDGenerator(a.connectionID))
+	}
+	return opts
+}
+
+// pskKey is pion's PSK callback: it looks the client's identity up.
+func (a *assoc) pskKey(id []byte) ([]byte, error) {
+	key, ok := a.l.cfg.keys[string(id)]
+	if !ok {
+		a.authFailed.Store(true)
+		return nil, fmt.Errorf("unknown PSK identity %q", id)
+	}
+	a.ident.Store(&identity{name: string(id), kind: IdentityPSK})
+	return key, nil
+}
+
+// verifyCert runs after pion verified the client chain (when CAFile is
+// set); it records the certificate subject.
+func (a *assoc) verifyCert(raw [][]byte, chains [][]*x509.Certificate) error {
+	var leaf *x509.Certificate
+	if len(chains) > 0 && len(chains[0]) > 0 {
+		leaf = chains[0][0]
+	} else if len(raw) > 0 {
+		c, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return fmt.Errorf("client certificate: %w", err)
+		}
+		leaf = c
+	}
+	if leaf == nil {
+		return nil
+	}
+	name := leaf.Subject.CommonName
+	if name == "" {
+		name = leaf.Subject.String()
+	}
+	a.ident.Store(&identity{name: name, kind: IdentityCertificate, subject: leaf.Subject.String()})
+	return nil
+}
+
+// connectionID is pion's Connection ID generator. pion calls it while
+// building the ServerHello, only for clients that offered the extension.
+// It returns the CID reserved at promotion, or nil (the client then sends
+// no CID) if none could be reserved.
+func (a *assoc) connectionID() []byte {
+	a.l.mu.RLock()
+	cid := a.cid
+	a.l.mu.RUnlock()
+	if cid != nil {
+		a.cidUsed.Store(true)
+	}
+	return cid
+}
+
+// push queues a received datagram for pion. Called by the read loop.
+func (a *assoc) push(d []byte, from netip.AddrPort, now int64) bool {
+	a.rxMu.Lock()
+	if len(a.rxq) >= a.l.cfg.PeerQueue {
+		a.rxMu.Unlock()
+		return false
+	}
+	a.rxq = append(a.rxq, datagram{b: bytes.Clone(d), from: from})
+	a.rxMu.Unlock()
+	select {
+	case a.rxSig <- struct{}{}:
+	default:
+	}
+	a.lastSeen.Store(now)
+	return true
+}
+
+// run drives the handshake, then forwards decrypted frames to ReadFrom
+// until the association ends. One goroutine per association.
+func (a *assoc) run() {
+	l := a.l
+	defer l.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.HandshakeTimeout)
+	err := a.conn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		l.handshakeFailed(a, err)
+		_ = a.conn.Close()
+		return
+	}
+	if !l.establish(a) {
+		_ = a.conn.Close()
+		return
+	}
+	buf := make([]byte, l.cfg.MTU)
+	for {
+		n, err := a.conn.Read(buf)
+		if err != nil {
+			if errors.Is(err, io.EOF) || a.isDone() {
+				break
+			}
+			// pion reports an oversized record or a warning alert through
+			// Read and keeps the association.
+			if strings.Contains(err.Error(), "buffer is too small") {
+				l.ctr.dropTooLarge.Add(1)
+			}
+			continue
+		}
+		select {
+		case l.in <- frame{b: bytes.Clone(buf[:n]), from: a.addr}:
+		case <-l.closed:
+			_ = a.conn.Close()
+			return
+		}
+	}
+	_ = a.conn.Close()
+}
+
+func (a *assoc) isDone() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// isAuthError reports whether a failed handshake failed on credentials.
+// pion does not export these errors, so wrong-key (Finished mismatch) and
+// missing-certificate failures are recognised by their text; anything
+// unrecognised counts as "other".
+func isAuthError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ua) || errors.As(err, &ci) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "verify data does not match") ||
+		strings.Contains(msg, "client verification") ||
+		strings.Contains(msg, "not signed by an acceptable CA")
+}
+
+// peerConn is the net.PacketConn pion's server Conn reads and writes: the
+// association's queue on the way in, the listener's socket on the way out.
+type peerConn assoc
+
+// ReadFrom returns the next queued datagram.
+func (p *peerConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	a := (*assoc)(p)
+	for {
+		a.rxMu.Lock()
+		if len(a.rxq) > 0 {
+			d := a.rxq[0]
+			a.rxq[0] = datagram{}
+			a.rxq = a.rxq[1:]
+			if len(a.rxq) == 0 {
+				a.rxq = nil
+			}
+			a.rxMu.Unlock()
+			if d.from != a.lastFrom {
+				a.lastFrom, a.lastUDP = d.from, net.UDPAddrFromAddrPort(d.from)
+			}
+			return copy(b, d.b), a.lastUDP, nil
+		}
+		a.rxMu.Unlock()
+		select {
+		case <-a.rxSig:
+		case <-a.done:
+			return 0, nil, net.ErrClosed
+		case <-a.rdl.Done():
+			return 0, nil, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// WriteTo sends a datagram from the listener's socket. pion moves the
+// destination when an authenticated CID record arrives from a new address
+// (RFC 9146, section 6); the listener follows.
+func (p *peerConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	a := (*assoc)(p)
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, fmt.Errorf("dtls: unexpected address type %T", addr)
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	a.l.noteWrite(a, b, ap)
+	return a.l.pc.WriteToUDPAddrPort(b, ap)
+}
+
+// Close is called by pion when the association ends for any reason.
+func (p *peerConn) Close() error {
+	a := (*assoc)(p)
+	a.l.release(a)
+	return nil
+}
+
+// LocalAddr returns the listener's address.
+func (p *peerConn) LocalAddr() net.Addr { return p.l.pc.LocalAddr() }
+
+// SetDeadline sets the read deadline; writes never block for long.
+func (p *peerConn) SetDeadline(t time.Time) error { return p.SetReadDeadline(t) }
+
+// SetReadDeadline is how pion interrupts a read when it stops a handshake.
+func (p *peerConn) SetReadDeadline(t time.Time) error {
+	p.rdl.Set(t)
+	return nil
+}
+
+// SetWriteDeadline is a no-op: writes go straight to a UDP socket.
+func (p *peerConn) SetWriteDeadline(time.Time) error { return nil }
