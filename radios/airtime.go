@@ -13,8 +13,8 @@ const (
 	// LDRAuto turns the optimisation on when a symbol lasts 16 ms or
 	// more: SF11 and SF12 at 125 kHz, SF12 at 250 kHz.
 	LDRAuto LowDataRate = iota
-	LDROn
-	LDROff
+	LDROn               // always on
+	LDROff              // always off
 )
 
 // LoRaParams are the modulation parameters that determine time on air.

@@ -168,3 +168,27 @@ func TestLineDecoder(t *testing.T) {
 		t.Errorf("%+v", d.Stats())
 	}
 }
+
+func BenchmarkXBeeDecodeAP2(b *testing.B) {
+	p := XBeeRxPacket{Src64: 0x0013A20040522BAA, Src16: 0x7D84, Data: make([]byte, 27)}
+	frame, _ := AppendXBeeFrame(nil, APIMode2, p.AppendFrameData(nil))
+	d := NewXBeeDecoder(APIMode2, 0)
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		d.Feed(frame, func([]byte) {})
+	}
+}
+
+func BenchmarkCOBSRoundTrip(b *testing.B) {
+	msg := make([]byte, 64)
+	for i := range msg {
+		msg[i] = byte(i % 7)
+	}
+	d := NewCOBSDecoder(0)
+	enc := make([]byte, 0, 80)
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		enc = AppendCOBS(enc[:0], msg)
+		d.Feed(enc, func([]byte) {})
+	}
+}

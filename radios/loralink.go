@@ -11,10 +11,10 @@ const (
 	LoRaLinkAck       = 0x80 // TX modem: frame sent
 	LoRaLinkNoFreeCh  = 0x81 // TX modem: no free channel after listen-before-talk
 	LoRaLinkTxTimeout = 0x82 // TX modem: transmission timed out
-	LoRaLinkReqUTC    = 0x83
-	LoRaLinkRspUTC    = 0x84
-	LoRaLinkChgParam  = 0x85
-	LoRaLinkReqReset  = 0x86
+	LoRaLinkReqUTC    = 0x83 // modem asks for the time
+	LoRaLinkRspUTC    = 0x84 // time answer
+	LoRaLinkChgParam  = 0x85 // change task parameters
+	LoRaLinkReqReset  = 0x86 // reset request
 )
 
 // LoRaLink node addresses with a special meaning.

@@ -197,14 +197,14 @@ type PullResp struct {
 
 // TX_ACK error strings (protocol version 2).
 const (
-	TxAckNone            = "NONE"
-	TxAckTooLate         = "TOO_LATE"
-	TxAckTooEarly        = "TOO_EARLY"
-	TxAckCollisionPacket = "COLLISION_PACKET"
-	TxAckCollisionBeacon = "COLLISION_BEACON"
-	TxAckTxFreq          = "TX_FREQ"
-	TxAckTxPower         = "TX_POWER"
-	TxAckGPSUnlocked     = "GPS_UNLOCKED"
+	TxAckNone            = "NONE"             // accepted
+	TxAckTooLate         = "TOO_LATE"         // too late for the scheduled time
+	TxAckTooEarly        = "TOO_EARLY"        // too far ahead
+	TxAckCollisionPacket = "COLLISION_PACKET" // overlaps another downlink
+	TxAckCollisionBeacon = "COLLISION_BEACON" // overlaps a beacon
+	TxAckTxFreq          = "TX_FREQ"          // frequency not supported
+	TxAckTxPower         = "TX_POWER"         // power not supported
+	TxAckGPSUnlocked     = "GPS_UNLOCKED"     // GPS time unavailable
 )
 
 // TxAckInfo is the body of TX_ACK.

@@ -36,14 +36,14 @@ const (
 // XBee Transmit Status delivery codes (a selection; any other value is
 // also a failure).
 const (
-	XBeeDeliverySuccess       = 0x00
-	XBeeDeliveryMACAckFail    = 0x01
-	XBeeDeliveryCCAFail       = 0x02
-	XBeeDeliveryNetworkAck    = 0x21
-	XBeeDeliveryNotJoined     = 0x22
-	XBeeDeliveryAddrNotFound  = 0x24
-	XBeeDeliveryRouteNotFound = 0x25
-	XBeeDeliveryTooLarge      = 0x74
+	XBeeDeliverySuccess       = 0x00 // delivered
+	XBeeDeliveryMACAckFail    = 0x01 // no MAC acknowledgement
+	XBeeDeliveryCCAFail       = 0x02 // clear channel assessment failed
+	XBeeDeliveryNetworkAck    = 0x21 // no network acknowledgement
+	XBeeDeliveryNotJoined     = 0x22 // not joined to a network
+	XBeeDeliveryAddrNotFound  = 0x24 // address not found
+	XBeeDeliveryRouteNotFound = 0x25 // route not found
+	XBeeDeliveryTooLarge      = 0x74 // payload too large
 )
 
 // XBeeDeliveryText names a Transmit Status delivery code for logs.

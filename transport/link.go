@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"time"
 )
 
 // Errors a Link may return. Callers test them with errors.Is.
@@ -146,4 +147,25 @@ type PriorityWriter interface {
 // peer may use.
 type Identifier interface {
 	PeerIdentity(a Addr) (identity string, ok bool)
+}
+
+// TxFailure reports that a frame the link accepted was not delivered to
+// its peer (an XBee Transmit Status failure, a concentrator TX_ACK error,
+// a modem radio error). The gateway treats it like a lost frame and
+// retransmits or gives up on the client.
+type TxFailure struct {
+	To  Addr
+	Err error
+}
+
+// DeliveryNotifier is implemented by links that learn about delivery
+// failures after WriteTo returned.
+type DeliveryNotifier interface {
+	TxFailures() <-chan TxFailure
+}
+
+// RetryAdvisor is implemented by slow links whose retry interval must
+// grow with the airtime of a frame of n bytes.
+type RetryAdvisor interface {
+	RetryInterval(n int) time.Duration
 }

@@ -51,6 +51,22 @@ func setRaw(t *testing.T, f *os.File) {
 	}
 }
 
+// pollable returns a non-blocking duplicate of f registered with the
+// runtime poller (pty.Open leaves the master in blocking mode, where
+// Close would not interrupt a pending Read), and closes f.
+func pollable(t *testing.T, f *os.File) *os.File {
+	t.Helper()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	return os.NewFile(uintptr(fd), "ptmx")
+}
+
 // newFakeDev creates a pty and points path at its slave.
 func newFakeDev(t *testing.T, path string) *fakeDev {
 	t.Helper()
@@ -59,6 +75,7 @@ func newFakeDev(t *testing.T, path string) *fakeDev {
 		t.Skipf("no pty available: %v", err)
 	}
 	setRaw(t, s)
+	m = pollable(t, m)
 	tmp := path + ".new"
 	_ = os.Remove(tmp)
 	if err := os.Symlink(s.Name(), tmp); err != nil {
@@ -105,6 +122,11 @@ func (d *fakeDev) write(b []byte) {
 // pulled out, and the device path dangles.
 func (d *fakeDev) unplug() {
 	d.once.Do(func() {
+		// The path goes first, so the link cannot reopen a pty number
+		// another process grabs before the test plugs a new device in.
+		if target, err := os.Readlink(d.path); err == nil && target == d.slave.Name() {
+			_ = os.Remove(d.path)
+		}
 		close(d.stop)
 		_ = d.master.Close()
 		_ = d.slave.Close()
