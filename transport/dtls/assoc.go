@@ -81,6 +81,8 @@ type assoc struct {
 	helloEl *list.Element  // position in l.helloQ while unverified
 
 	verified   atomic.Bool  // the cookie came back (statePending reached)
+	finSent    atomic.Bool  // pion sent its ChangeCipherSpec (final flight)
+	up         atomic.Bool  // established: HandshakeContext returned
 	cidUsed    atomic.Bool  // pion put our CID in its ServerHello
 	authFailed atomic.Bool  // the PSK identity was unknown
 	lastSeen   atomic.Int64 // UnixNano of the last datagram routed here
@@ -222,19 +224,23 @@ func (a *assoc) run() {
 		return
 	}
 	buf := make([]byte, l.cfg.MTU)
-	for {
+	for errs := 0; ; {
 		n, err := a.conn.Read(buf)
 		if err != nil {
-			if errors.Is(err, io.EOF) || a.isDone() {
+			// pion reports an oversized record (its error is unexported,
+			// hence the text) or a warning alert through Read and keeps
+			// the association; each such error is consumed by the Read.
+			// The bound on consecutive errors is only a safety net.
+			if errors.Is(err, io.EOF) || a.isDone() || errs >= 64 {
 				break
 			}
-			// pion reports an oversized record or a warning alert through
-			// Read and keeps the association.
+			errs++
 			if strings.Contains(err.Error(), "buffer is too small") {
 				l.ctr.dropTooLarge.Add(1)
 			}
 			continue
 		}
+		errs = 0
 		select {
 		case l.in <- frame{b: bytes.Clone(buf[:n]), from: a.addr}:
 		case <-l.closed:
@@ -275,11 +281,18 @@ func isAuthError(err error) bool {
 type peerConn assoc
 
 // ReadFrom returns the next queued datagram.
+//
+// Between sending its final flight and marking the handshake complete,
+// pion keeps at most one early application record and drops the rest, and
+// a client may send several in that window. So once pion's
+// ChangeCipherSpec has gone out, datagrams wait here until the handshake
+// is complete; pion needs none of them to get there.
 func (p *peerConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	a := (*assoc)(p)
 	for {
+		hold := a.finSent.Load() && !a.up.Load()
 		a.rxMu.Lock()
-		if len(a.rxq) > 0 {
+		if len(a.rxq) > 0 && !hold {
 			d := a.rxq[0]
 			a.rxq[0] = datagram{}
 			a.rxq = a.rxq[1:]

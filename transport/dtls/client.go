@@ -96,7 +96,9 @@ func (cfg ClientConfig) options() ([]pdtls.ClientOption, error) {
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
 		return nil, errors.New("CertFile and KeyFile go together")
 	}
-	haveCert := !havePSK || cfg.CAFile != "" || cfg.CertFile != ""
+	// Certificate suites need no client certificate; offer them unless
+	// this is a PSK-only client.
+	haveCert := !havePSK || cfg.CAFile != "" || cfg.CertFile != "" || len(cfg.CipherSuites) > 0
 	ids, err := cipherSuites(cfg.CipherSuites, havePSK, haveCert)
 	if err != nil {
 		return nil, err

@@ -122,7 +122,8 @@ type Config struct {
 	// datagrams; a datagram beyond it is dropped and counted.
 	PeerQueue int
 
-	// Logger receives the link's logs; nil discards them.
+	// Logger receives the link's logs, pion's at debug level; nil discards
+	// them. The caller labels it (With("link", name)) as it wishes.
 	Logger *slog.Logger
 }
 
@@ -334,6 +335,7 @@ func loadPool(file string) (*x509.CertPool, error) {
 // One logger value serves every connection, so no association pays for it.
 type pionLogs struct{ l *slog.Logger }
 
+// NewLogger returns the one shared logger.
 func (p pionLogs) NewLogger(string) logging.LeveledLogger { return p }
 
 func (p pionLogs) log(msg string) { p.l.Debug(msg, "component", "pion") }
@@ -344,15 +346,32 @@ func (p pionLogs) logf(format string, args ...any) {
 	}
 }
 
-func (p pionLogs) Trace(string)          {}
+// Trace drops pion's trace output.
+func (p pionLogs) Trace(string) {}
+
+// Tracef drops pion's trace output.
 func (p pionLogs) Tracef(string, ...any) {}
-func (p pionLogs) Debug(m string)        { p.log(m) }
-func (p pionLogs) Debugf(f string, a ...any) {
-	p.logf(f, a...)
-}
-func (p pionLogs) Info(m string)             { p.log(m) }
-func (p pionLogs) Infof(f string, a ...any)  { p.logf(f, a...) }
-func (p pionLogs) Warn(m string)             { p.log(m) }
-func (p pionLogs) Warnf(f string, a ...any)  { p.logf(f, a...) }
-func (p pionLogs) Error(m string)            { p.log(m) }
+
+// Debug logs at debug level.
+func (p pionLogs) Debug(m string) { p.log(m) }
+
+// Debugf logs at debug level.
+func (p pionLogs) Debugf(f string, a ...any) { p.logf(f, a...) }
+
+// Info logs at debug level.
+func (p pionLogs) Info(m string) { p.log(m) }
+
+// Infof logs at debug level.
+func (p pionLogs) Infof(f string, a ...any) { p.logf(f, a...) }
+
+// Warn logs at debug level: a peer can trigger pion's warnings.
+func (p pionLogs) Warn(m string) { p.log(m) }
+
+// Warnf logs at debug level: a peer can trigger pion's warnings.
+func (p pionLogs) Warnf(f string, a ...any) { p.logf(f, a...) }
+
+// Error logs at debug level: a peer can trigger pion's errors.
+func (p pionLogs) Error(m string) { p.log(m) }
+
+// Errorf logs at debug level: a peer can trigger pion's errors.
 func (p pionLogs) Errorf(f string, a ...any) { p.logf(f, a...) }

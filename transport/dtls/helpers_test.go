@@ -32,9 +32,12 @@ var (
 	testKey  = []byte("0123456789abcdef")
 )
 
+// testTimeout bounds a test; reaching it fails whatever waits.
+const testTimeout = 60 * time.Second
+
 // testCtx bounds a test; expiring it fails whatever waits on it.
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -208,14 +208,15 @@ func TestReadFromDropsOversizedFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, _ = c.Write(make([]byte, 100))
+	_, _ = c.Write(make([]byte, l.MTU()+1)) // larger than the link MTU
+	_, _ = c.Write(make([]byte, 100))       // larger than ReadFrom's buffer
 	_, _ = c.Write(pingreq)
 	buf := make([]byte, 10)
 	n, _, err := l.ReadFrom(buf)
 	if err != nil || !bytes.Equal(buf[:n], pingreq) {
 		t.Fatalf("ReadFrom = %x, %v", buf[:n], err)
 	}
-	if st := l.Stats(); st.DropTooLarge != 1 {
+	if st := l.Stats(); st.DropTooLarge != 2 {
 		t.Fatalf("DropTooLarge = %d", st.DropTooLarge)
 	}
 }
@@ -249,6 +250,7 @@ func TestMaxAssociations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	ev.wait(ctx, t, "established")
 	p := newRawPeer(t, l)
 	p.echo(p.hello(ctx))
 	ev.wait(ctx, t, "max-associations")
@@ -316,5 +318,36 @@ func TestConfigErrors(t *testing.T) {
 			l.Close()
 			t.Errorf("%s: Listen succeeded", name)
 		}
+	}
+}
+
+func TestIPv6(t *testing.T) {
+	if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		c.Close()
+	}
+	ctx := testCtx(t)
+	cfg := pskConfig()
+	cfg.Addr = "[::1]:0"
+	l, _ := startListener(t, cfg)
+	frames := pump(t, l)
+	cc := pskClient()
+	cc.ConnectionID = true
+	c, err := Dial(ctx, l.LocalAddr().String(), cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write(pingreq)
+	f := recvFrame(ctx, t, frames)
+	if info, _ := l.Peer(f.from); !info.Remote.Addr().Is6() {
+		t.Fatalf("remote %s", info.Remote)
+	}
+	if err := l.WriteTo(pingresp, f.from); err != nil {
+		t.Fatal(err)
+	}
+	if got := readConn(ctx, t, c); !bytes.Equal(got, pingresp) {
+		t.Fatalf("client got %x", got)
 	}
 }

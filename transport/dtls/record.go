@@ -9,6 +9,7 @@ const (
 	recordHeaderLen    = 13 // type, version(2), epoch(2), sequence(6), length(2)
 	handshakeHeaderLen = 12 // type, length(3), message_seq(2), fragment_offset(3), fragment_length(3)
 
+	contentChangeCipher = 20
 	contentHandshake    = 22
 	contentConnectionID = 25 // tls12_cid, RFC 9146
 

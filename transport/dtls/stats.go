@@ -36,7 +36,8 @@ type Stats struct {
 	FailedOther uint64
 
 	// UnverifiedExpired counts ClientHellos whose cookie never came back
-	// within HandshakeTimeout.
+	// within HandshakeTimeout, or that pion rejected before the cookie
+	// exchange (wrong version).
 	UnverifiedExpired uint64
 	// UnverifiedEvicted counts unverified ClientHellos evicted to make room
 	// for newer ones (MaxUnverified reached).
