@@ -15,9 +15,12 @@
 //	sess.Pending() int                            // messages queued plus QoS 1/2 in flight
 //	sess.Ack(id) / sess.Received(id) / sess.Complete(id) // outbound QoS 1/2 flow
 //	sess.Resume()                                 // the sink can take deliveries again
-//	sess.SetWill(w)                               // will update; nil deletes it
+//	sess.SetWill(w) error                         // will update; nil deletes it
+//	sess.SetSessionExpiry(d)                      // MQTT 5 DISCONNECT with Session Expiry Interval
 //	sess.Disconnect(sendWill)                     // the client left (or was lost)
 //	srv.PublishAnonymous(msg, identity)           // QoS -1 and internal publishes
+//	srv.RegisterSysGauge(name, fn)                // extra $SYS/name values
+//	srv.Stats() / srv.Reload() / srv.Close()      // metrics, SIGHUP, shutdown
 //
 // Deliveries go to the session's Sink. A sink that cannot take a message
 // now (a sleeping MQTT-SN client, a full socket buffer) returns false and
@@ -30,6 +33,18 @@
 // So the rule for every front end is: after writing CONNACK or SUBACK (or
 // the MQTT-SN equivalents), call Resume. This keeps CONNACK/SUBACK ahead
 // of the PUBLISH packets they enable.
+//
+// Flow: the broker calls Deliver from whichever goroutine has work for the
+// session (a publisher, or the one calling Resume, Ack or Complete), never
+// from two goroutines at once for one session, and with no broker lock
+// held. QoS 1/2 deliveries hold a packet ID until Ack (QoS 1) or
+// Received then Complete (QoS 2); at most ReceiveMaximum of them are in
+// flight. A refused delivery (Deliver returned false) keeps its place: a
+// QoS 1/2 one keeps its packet ID and is offered again first after Resume;
+// a QoS 0 one is queued again if the session queues QoS 0, else dropped.
+// Slow consumers get natural back-pressure: a sink that returns false when
+// its buffer is full makes the broker queue (bounded) instead of calling
+// it, and its writer calls Resume once it has drained.
 package broker
 
 import (

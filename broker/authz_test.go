@@ -8,12 +8,22 @@ import (
 	"github.com/sngate/sngate/broker/auth"
 )
 
+// setPw writes a user at bcrypt's minimum cost, fast under -race.
+func setPw(t *testing.T, path, user, pw string) {
+	t.Helper()
+	h, err := auth.HashPasswordCost([]byte(pw), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.SetPasswordHash(path, user, h); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestAuthentication(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")
-	if err := auth.SetPassword(pw, "alice", []byte("secret")); err != nil {
-		t.Fatal(err)
-	}
+	setPw(t, pw, "alice", "secret")
 	cfg := testConfig()
 	cfg.AllowAnonymous = false
 	cfg.PasswordFile = pw
@@ -38,9 +48,7 @@ func TestAuthentication(t *testing.T) {
 	}
 
 	// Reload swaps the users; sessions stay.
-	if err := auth.SetPassword(pw, "bob", []byte("pw")); err != nil {
-		t.Fatal(err)
-	}
+	setPw(t, pw, "bob", "pw")
 	if err := srv.Reload(); err != nil {
 		t.Fatal(err)
 	}

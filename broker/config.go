@@ -49,7 +49,7 @@ type Config struct {
 	// MaxRetainedBytes the sum of their payload sizes. A retained publish
 	// to a new topic beyond either bound fails with ErrQuotaExceeded.
 	MaxRetainedMessages int
-	MaxRetainedBytes    int64
+	MaxRetainedBytes    int64 // see MaxRetainedMessages
 
 	// SysInterval is the period of the $SYS/broker/... publications; 0
 	// disables them.
@@ -146,9 +146,13 @@ type Timer interface {
 	Stop() bool
 }
 
+// systemClock is the wall clock.
 type systemClock struct{}
 
+// Now returns time.Now().
 func (systemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc is time.AfterFunc.
 func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
 	return time.AfterFunc(d, f)
 }

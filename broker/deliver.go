@@ -1,5 +1,7 @@
 package broker
 
+import "slices"
+
 // Outbound delivery: offering messages to a session, the queue and the
 // in-flight window, and the pump that calls the Sink.
 //
@@ -9,10 +11,33 @@ package broker
 // This keeps the delivery order and lets Deliver run with no lock held.
 
 // persistBatch collects the store changes of one publish, and the
-// sessions whose delivery waits for them to be durable.
+// messages whose delivery waits for them to be durable.
 type persistBatch struct {
-	changes  []Change
-	sessions []*session
+	changes []Change
+	waiting []waitingMsg
+}
+
+// waitingMsg is a queued message of session s (store key seq) that waits
+// for a batch to be durable.
+type waitingMsg struct {
+	s   *session
+	seq uint64
+}
+
+// synced releases the messages of pb once its changes are durable (or
+// failed to be: the message is then delivered from memory).
+func (pb *persistBatch) synced() {
+	for _, w := range pb.waiting {
+		s := w.s
+		s.mu.Lock()
+		for i := 0; i < s.queue.len(); i++ {
+			if it := s.queue.at(i); it.seq == w.seq {
+				it.unsynced = false
+				break
+			}
+		}
+		s.pumpLocked(nil)
+	}
 }
 
 // blockedLocked reports whether deliveries must wait in the queue.
@@ -25,6 +50,10 @@ func (s *session) blockedLocked() bool {
 // configured) QoS 1/2 messages of persistent sessions are only queued
 // and recorded in pb: the publisher delivers them once they are durable.
 func (s *session) offer(m *Message, t *target, pb *persistBatch) {
+	if s.full.Load() {
+		s.srv.stats.droppedQueueFull.Add(1)
+		return
+	}
 	it := qitem{msg: m, ids: t.ids, qos: min(m.QoS, t.qos), retain: t.rap && m.Retain}
 	s.mu.Lock()
 	if s.ended {
@@ -32,11 +61,15 @@ func (s *session) offer(m *Message, t *target, pb *persistBatch) {
 		return
 	}
 	if pb != nil && it.qos > 0 && s.expiry > 0 {
-		s.msgSeq++
-		it.seq = s.msgSeq
+		if s.ps == nil {
+			s.ps = &persistState{}
+		}
+		s.ps.msgSeq++
+		it.seq = s.ps.msgSeq
+		it.unsynced = true
 		if s.enqueueLocked(it) {
 			pb.changes = append(pb.changes, Change{Kind: PutMessage, ClientID: s.id, Message: it.stored()})
-			pb.sessions = append(pb.sessions, s)
+			pb.waiting = append(pb.waiting, waitingMsg{s: s, seq: it.seq})
 		}
 		s.mu.Unlock()
 		return
@@ -60,6 +93,7 @@ func (s *session) enqueueLocked(it qitem) bool {
 	}
 	if s.queue.len() >= s.srv.cfg.MaxQueuedMessages {
 		if !s.evictLocked() {
+			s.full.Store(true)
 			st.droppedQueueFull.Add(1)
 			s.srv.dropLog(s.id, "queue full: message refused")
 			return false
@@ -74,15 +108,15 @@ func (s *session) enqueueLocked(it qitem) bool {
 // message, else the oldest QoS 0 one. It reports whether it made room.
 func (s *session) evictLocked() bool {
 	st := &s.srv.stats
-	now := s.srv.clock.Now
-	for i := 0; i < s.queue.len(); i++ {
-		if s.queue.at(i).expired(now) {
+	clock := s.srv.clock
+	for i := 0; s.queue.expiring > 0 && i < s.queue.len(); i++ {
+		if s.queue.at(i).expired(clock) {
 			s.dropQueuedLocked(i)
 			st.droppedExpired.Add(1)
 			return true
 		}
 	}
-	for i := 0; i < s.queue.len(); i++ {
+	for i := 0; s.queue.qos0 > 0 && i < s.queue.len(); i++ {
 		if s.queue.at(i).qos == 0 {
 			s.dropQueuedLocked(i)
 			st.droppedQueueFull.Add(1)
@@ -95,6 +129,7 @@ func (s *session) evictLocked() bool {
 
 func (s *session) dropQueuedLocked(i int) {
 	it := s.queue.removeAt(i)
+	s.full.Store(false)
 	s.srv.stats.queued.Add(-1)
 	s.forgetLocked(it.seq)
 }
@@ -104,58 +139,64 @@ func (s *session) dropQueuedLocked(i int) {
 // if the window allows. It marks the choice as sent, optimistically; the
 // caller reverts a refusal with refusedLocked, using item for QoS 0. ok is
 // false when nothing can be delivered now. Caller holds s.mu.
-func (s *session) nextLocked(first *qitem) (d Delivery, item qitem, ok bool) {
+func (s *session) nextLocked(first *qitem, d *Delivery, item *qitem) bool {
 	if s.resendN > 0 {
 		for i := range s.inflight {
 			f := &s.inflight[i]
 			if f.resend {
-				d = f.delivery()
+				*d = f.delivery()
 				f.resend, f.sent = false, true
 				s.resendN--
-				return d, item, true
+				return true
 			}
 		}
 	}
-	now := s.srv.clock.Now
+	clock := s.srv.clock
 	for {
+		var it *qitem
 		switch {
 		case first != nil:
-			item = *first
+			it = first
 		case s.queue.len() > 0:
-			item = *s.queue.at(0)
+			it = s.queue.at(0)
 		default:
-			return d, item, false
+			return false
 		}
-		if item.expired(now) {
+		if it.expired(clock) {
 			s.srv.stats.droppedExpired.Add(1)
 			if first != nil {
-				s.forgetLocked(item.seq)
-				return d, item, false
+				s.forgetLocked(it.seq)
+				return false
 			}
 			s.dropQueuedLocked(0)
 			continue
 		}
-		if item.qos > 0 && len(s.inflight) >= int(s.window) {
+		if it.unsynced || (it.qos > 0 && len(s.inflight) >= int(s.window)) {
 			if first != nil {
-				s.queue.pushBack(item) // offer checks the window: defensive only
+				s.queue.pushBack(*it) // offer checks the window: defensive only
 				s.srv.stats.queued.Add(1)
 			}
-			return d, item, false
+			return false
 		}
+		*item = *it
 		if first == nil {
 			s.queue.popFront()
+			if s.full.Load() {
+				s.full.Store(false)
+			}
 			s.srv.stats.queued.Add(-1)
 		}
 		if item.qos == 0 {
-			return Delivery{Msg: item.msg, Retain: item.retain, SubscriptionIDs: item.ids}, item, true
+			*d = Delivery{Msg: item.msg, Retain: item.retain, SubscriptionIDs: item.ids}
+			return true
 		}
 		s.inflight = append(s.inflight, inflight{msg: item.msg, ids: item.ids, seq: item.seq,
 			id: s.allocIDLocked(), qos: item.qos, retain: item.retain})
 		f := &s.inflight[len(s.inflight)-1]
-		d = f.delivery()
+		*d = f.delivery()
 		f.sent = true
 		s.srv.stats.inflight.Add(1)
-		return d, item, true
+		return true
 	}
 }
 
@@ -163,22 +204,50 @@ func (s *session) nextLocked(first *qitem) (d Delivery, item qitem, ok bool) {
 // s.mu.
 func (s *session) forgetLocked(seq uint64) {
 	if seq != 0 {
-		s.pendingChanges = append(s.pendingChanges, Change{Kind: DeleteMessage, ClientID: s.id, Message: StoredMessage{Seq: seq}})
+		s.addChangeLocked(Change{Kind: DeleteMessage, ClientID: s.id, Message: StoredMessage{Seq: seq}})
 	}
 }
 
-// allocIDLocked returns a packet identifier not in flight. The window is
-// below 65535, so there is always one. Caller holds s.mu.
+// allocIDLocked returns a packet identifier not in flight; there is
+// always one, since fewer than 65535 messages are in flight when it is
+// called. IDs are handed out in sequence and s.inflight is kept in
+// allocation order, so every ID in flight lies on the arc from the oldest
+// entry's ID to the newest one's: a candidate off that arc is free without
+// a search. Caller holds s.mu.
 func (s *session) allocIDLocked() uint16 {
 	for {
 		s.nextID++
 		if s.nextID == 0 {
 			s.nextID = 1
 		}
-		if s.findInflightLocked(s.nextID) < 0 {
+		n := len(s.inflight)
+		if n == 0 {
+			return s.nextID
+		}
+		first, last := s.inflight[0].id, s.inflight[n-1].id
+		if s.nextID-first > last-first || s.findInflightLocked(s.nextID) < 0 {
 			return s.nextID
 		}
 	}
+}
+
+// removeInflightLocked removes entry i, keeping the order. Acks usually
+// come in order, so removing the first entry is O(1). Caller holds s.mu.
+func (s *session) removeInflightLocked(i int) {
+	switch {
+	case len(s.inflight) == 1:
+		s.inflight[0] = inflight{}
+		s.inflight = s.inflight[:0] // keep the array: no allocation per message
+		if cap(s.inflight) > 64 {
+			s.inflight = nil
+		}
+	case i == 0:
+		s.inflight[0] = inflight{}
+		s.inflight = s.inflight[1:]
+	default:
+		s.inflight = slices.Delete(s.inflight, i, i+1)
+	}
+	s.srv.stats.inflight.Add(-1)
 }
 
 func (s *session) findInflightLocked(id uint16) int {
@@ -190,13 +259,15 @@ func (s *session) findInflightLocked(id uint16) int {
 	return -1
 }
 
-// refusedLocked undoes a delivery the sink refused: an in-flight message
-// is offered again later (its packet ID kept), a QoS 0 one goes back to
-// the head of the queue or is dropped. Caller holds s.mu.
-func (s *session) refusedLocked(d Delivery, item qitem, wasSent bool) {
+// refusedLocked undoes a delivery the sink refused (or one of the same
+// batch that was not offered, refused false): an in-flight message is
+// offered again later (its packet ID kept), a QoS 0 one goes back to the
+// head of the queue, or is dropped if the session does not queue QoS 0
+// and the sink refused it. Caller holds s.mu.
+func (s *session) refusedLocked(d *Delivery, item *qitem, wasSent, refused bool) {
 	if d.QoS == 0 {
-		if s.queueQoS0 {
-			s.queue.pushFront(item)
+		if s.queueQoS0 || !refused {
+			s.queue.pushFront(*item)
 			s.srv.stats.queued.Add(1)
 		} else {
 			s.srv.stats.droppedQoS0.Add(1)
@@ -212,10 +283,20 @@ func (s *session) refusedLocked(d Delivery, item qitem, wasSent bool) {
 	}
 }
 
+// pumpBatch is how many deliveries the pump takes per lock acquisition.
+const pumpBatch = 16
+
+// offered is one delivery taken by the pump.
+type offered struct {
+	d       Delivery
+	item    qitem // the queue item, to re-queue a refused QoS 0 message
+	wasSent bool  // for QoS 1/2: accepted by a sink before this offer
+}
+
 // pumpLocked delivers what can be delivered now, starting with first
 // (a message that bypasses the empty queue) if non-nil. It is called with
 // s.mu held and returns with it released. It calls Sink.Deliver with no
-// lock held.
+// lock held, taking up to pumpBatch deliveries per lock acquisition.
 func (s *session) pumpLocked(first *qitem) {
 	if s.draining || s.blockedLocked() {
 		if first != nil {
@@ -225,25 +306,43 @@ func (s *session) pumpLocked(first *qitem) {
 		return
 	}
 	s.draining = true
+	var batch [pumpBatch]offered
 	for !s.blockedLocked() {
-		d, item, ok := s.nextLocked(first)
+		n := 0
+		for ; n < pumpBatch; n++ {
+			o := &batch[n]
+			if !s.nextLocked(first, &o.d, &o.item) {
+				break
+			}
+			first = nil
+			o.wasSent = o.d.Dup || o.d.Release
+		}
 		first = nil
-		if !ok {
+		if n == 0 {
 			break
 		}
 		cur, resumes := s.cur, s.resumes
-		wasSent := d.Dup || d.Release
 		s.mu.Unlock()
-		accepted := cur.sink.Deliver(d)
-		s.mu.Lock()
-		if accepted {
-			s.srv.stats.sent.Add(1)
-			continue
+		taken := 0
+		for taken < n && cur.sink.Deliver(batch[taken].d) {
+			taken++
 		}
-		s.refusedLocked(d, item, wasSent)
-		if s.cur == cur && s.resumes == resumes {
-			s.refused = true
-			s.ready.Store(false)
+		s.mu.Lock()
+		s.srv.stats.sent.Add(uint64(taken))
+		if taken < n && !s.ended {
+			// Undo the refused delivery and those not offered, last first
+			// so that re-queued QoS 0 messages keep their order.
+			for i := n - 1; i >= taken; i-- {
+				s.refusedLocked(&batch[i].d, &batch[i].item, batch[i].wasSent, i == taken)
+			}
+			if s.cur == cur && s.resumes == resumes {
+				s.refused = true
+				s.ready.Store(false)
+			}
+		}
+		clear(batch[:n])
+		if s.ended {
+			break
 		}
 	}
 	s.draining = false
@@ -253,18 +352,12 @@ func (s *session) pumpLocked(first *qitem) {
 // unlockAndFlush releases s.mu and writes the store changes gathered
 // under it.
 func (s *session) unlockAndFlush() {
-	if len(s.pendingChanges) == 0 {
+	if s.ps == nil || len(s.ps.pending) == 0 {
 		s.mu.Unlock()
 		return
 	}
-	ch := s.pendingChanges
-	s.pendingChanges = nil
+	ch := s.ps.pending
+	s.ps.pending = nil
 	s.mu.Unlock()
 	s.srv.apply(ch)
-}
-
-// pump delivers what can be delivered now.
-func (s *session) pump() {
-	s.mu.Lock()
-	s.pumpLocked(nil)
 }

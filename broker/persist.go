@@ -15,10 +15,16 @@ func (srv *Server) saveSession(s *session) {
 		return
 	}
 	var ch Change
+	if s.ps == nil {
+		s.ps = &persistState{}
+	}
 	switch {
 	case s.expiry > 0:
 		rec := &SessionRecord{ClientID: s.id, Username: s.username, Expiry: s.expiry,
-			DisconnectedAt: s.disconnectedAt, QueueQoS0: s.queueQoS0}
+			QueueQoS0: s.queueQoS0}
+		if s.off != nil {
+			rec.DisconnectedAt = s.off.disconnectedAt
+		}
 		rec.Subscriptions = make([]Subscription, len(s.subs))
 		for i, r := range s.subs {
 			rec.Subscriptions[i] = r.sub
@@ -26,14 +32,14 @@ func (srv *Server) saveSession(s *session) {
 		switch {
 		case s.cur != nil && s.will != nil:
 			rec.Will = cloneWill(s.will)
-		case s.cur == nil && s.pendingWill != nil:
-			rec.Will = cloneWill(s.pendingWill)
+		case s.cur == nil && s.off != nil && s.off.pendingWill != nil:
+			rec.Will = cloneWill(s.off.pendingWill)
 		}
 		ch = Change{Kind: PutSession, ClientID: s.id, Session: rec}
-		s.persisted = true
-	case s.persisted:
+		s.ps.persisted = true
+	case s.ps.persisted:
 		ch = Change{Kind: DeleteSession, ClientID: s.id}
-		s.persisted = false
+		s.ps.persisted = false
 	default:
 		s.mu.Unlock()
 		srv.tree.mu.RUnlock()
@@ -62,12 +68,13 @@ func (srv *Server) restore(snap Snapshot) {
 		}
 		srv.nextSeq++
 		s := &session{srv: srv, id: rec.ClientID, seq: srv.nextSeq, username: rec.Username,
-			expiry: rec.Expiry, queueQoS0: rec.QueueQoS0, persisted: true, window: srv.cfg.MaxInflight}
+			expiry: rec.Expiry, queueQoS0: rec.QueueQoS0, window: srv.cfg.MaxInflight,
+			ps: &persistState{persisted: true}, off: &offState{}}
 		since := rec.DisconnectedAt
 		if since.IsZero() {
 			since = now
 		}
-		s.disconnectedAt = since
+		s.off.disconnectedAt = since
 		srv.tree.mu.Lock()
 		for _, sub := range rec.Subscriptions {
 			group, filter, err := srv.limits.checkFilter(sub.Filter)
@@ -81,11 +88,11 @@ func (srv *Server) restore(snap Snapshot) {
 			if sm.Msg == nil {
 				continue
 			}
-			s.msgSeq = max(s.msgSeq, sm.Seq)
+			s.ps.msgSeq = max(s.ps.msgSeq, sm.Seq)
 			if sm.PacketID != 0 && sm.QoS > 0 {
 				s.inflight = append(s.inflight, inflight{msg: sm.Msg, ids: sm.SubIDs, seq: sm.Seq, id: sm.PacketID,
 					qos: sm.QoS, retain: sm.Retain, sent: sm.Sent, released: sm.Released})
-				s.nextID = max(s.nextID, sm.PacketID)
+				s.nextID = sm.PacketID // messages come in delivery order
 				srv.stats.inflight.Add(1)
 				continue
 			}
@@ -93,13 +100,13 @@ func (srv *Server) restore(snap Snapshot) {
 			srv.stats.queued.Add(1)
 		}
 		if w := rec.Will; w != nil {
-			s.pendingWill = cloneWill(w)
+			s.off.pendingWill = cloneWill(w)
 			if w.Delay < s.expiry {
-				s.willTimer = srv.sched.add(since.Add(w.Delay), func(e *timerEntry) { srv.willDue(s, e) })
+				s.off.willTimer = srv.sched.add(since.Add(w.Delay), func(e *timerEntry) { srv.willDue(s, e) })
 			}
 		}
 		if s.expiry != NoExpiry {
-			s.expiryTimer = srv.sched.add(since.Add(s.expiry), func(e *timerEntry) { srv.expire(s, e) })
+			s.off.expiryTimer = srv.sched.add(since.Add(s.expiry), func(e *timerEntry) { srv.expire(s, e) })
 		}
 		srv.sessions[s.id] = s
 		srv.stats.sessions.Add(1)

@@ -222,6 +222,11 @@ func TestQueueBound(t *testing.T) {
 	if st := srv.Stats(); st.DroppedQueueFull != 3 {
 		t.Errorf("dropped %d", st.DroppedQueueFull)
 	}
+	// Room again: new messages are taken.
+	pub(t, p, "a", "after", 0, false)
+	if d := sink.next(t); string(d.Msg.Payload) != "after" {
+		t.Errorf("got %q", d.Msg.Payload)
+	}
 }
 
 func TestExpiredQueuedMessagesDropped(t *testing.T) {
@@ -272,5 +277,47 @@ func TestMaxSubscriptions(t *testing.T) {
 	}
 	if srv.Stats().SubscriptionsRejected != 1 {
 		t.Error("not counted")
+	}
+}
+
+// resumeRaceSink refuses its first delivery, but before returning false
+// the client "wakes up": another goroutine calls Resume and finishes.
+type resumeRaceSink struct {
+	*testSink
+	sess  *Session
+	calls int
+}
+
+func (r *resumeRaceSink) Deliver(d Delivery) bool {
+	r.calls++
+	if r.calls == 1 {
+		done := make(chan struct{})
+		go func() { r.sess.Resume(); close(done) }()
+		<-done
+		return false
+	}
+	return r.testSink.Deliver(d)
+}
+
+// TestResumeDuringRefusedDeliver: a Resume that lands while the refused
+// Deliver is still running must not be lost.
+func TestResumeDuringRefusedDeliver(t *testing.T) {
+	srv := newServer(t, testConfig())
+	rs := &resumeRaceSink{testSink: newSink()}
+	s, _, err := srv.Connect(ConnectInfo{ClientID: "c"}, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.sess = s
+	s.Resume()
+	sub(t, s, subQ("a", 1))
+	p, _ := conn(t, srv, "p")
+	pub(t, p, "a", "x", 1, false)
+	d := rs.next(t)
+	if string(d.Msg.Payload) != "x" || d.Dup {
+		t.Fatalf("got %+v", d)
+	}
+	if rs.calls != 2 {
+		t.Errorf("%d offers", rs.calls)
 	}
 }

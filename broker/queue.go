@@ -1,7 +1,5 @@
 package broker
 
-import "time"
-
 // qitem is a message waiting in a session's queue.
 type qitem struct {
 	msg    *Message
@@ -9,10 +7,15 @@ type qitem struct {
 	seq    uint64 // store key; 0 when not persisted
 	qos    QoS
 	retain bool
+	// unsynced marks a message not yet durable in the Store: delivery
+	// stops at it until the publisher's Apply has returned.
+	unsynced bool
 }
 
-func (it *qitem) expired(now func() time.Time) bool {
-	return !it.msg.Expiry.IsZero() && !now().Before(it.msg.Expiry)
+// expired reports whether the message's expiry has passed; the clock is
+// read only for messages that have one.
+func (it *qitem) expired(c Clock) bool {
+	return !it.msg.Expiry.IsZero() && !c.Now().Before(it.msg.Expiry)
 }
 
 // ring is a growable FIFO of queued messages. The zero value is empty and
@@ -21,6 +24,18 @@ type ring struct {
 	buf  []qitem
 	head int
 	n    int
+	// qos0 and expiring count the QoS 0 items and the items with an
+	// expiry, so that a full queue knows in O(1) whether it can evict.
+	qos0, expiring int
+}
+
+func (r *ring) count(it *qitem, d int) {
+	if it.qos == 0 {
+		r.qos0 += d
+	}
+	if !it.msg.Expiry.IsZero() {
+		r.expiring += d
+	}
 }
 
 func (r *ring) len() int { return r.n }
@@ -45,6 +60,7 @@ func (r *ring) pushBack(it qitem) {
 	}
 	r.buf[(r.head+r.n)%len(r.buf)] = it
 	r.n++
+	r.count(&it, 1)
 }
 
 func (r *ring) pushFront(it qitem) {
@@ -54,6 +70,7 @@ func (r *ring) pushFront(it qitem) {
 	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
 	r.buf[r.head] = it
 	r.n++
+	r.count(&it, 1)
 }
 
 func (r *ring) popFront() qitem {
@@ -62,6 +79,7 @@ func (r *ring) popFront() qitem {
 	*p = qitem{}
 	r.head = (r.head + 1) % len(r.buf)
 	r.n--
+	r.count(&it, -1)
 	r.shrink()
 	return it
 }
@@ -74,6 +92,7 @@ func (r *ring) removeAt(i int) qitem {
 	}
 	*r.at(r.n - 1) = qitem{}
 	r.n--
+	r.count(&it, -1)
 	r.shrink()
 	return it
 }
@@ -87,16 +106,6 @@ func (r *ring) shrink() {
 			r.buf = nil
 		}
 	}
-}
-
-// drain removes and returns all items.
-func (r *ring) drain() []qitem {
-	out := make([]qitem, 0, r.n)
-	for r.n > 0 {
-		out = append(out, r.popFront())
-	}
-	r.buf = nil
-	return out
 }
 
 // inflight is an outbound QoS 1/2 message waiting for PUBACK, PUBREC or

@@ -33,6 +33,7 @@ type Server struct {
 	sessions map[string]*session
 	closed   bool
 	nextSeq  uint64
+	shut     atomic.Bool // closed, readable without mu
 
 	tree     tree
 	retained retainedStore
@@ -125,12 +126,15 @@ func (srv *Server) capExpiry(d time.Duration) time.Duration {
 // reached), ErrServerShutdown; wrapped, test with errors.Is.
 //
 // If a session with the same client ID exists, its current attachment (if
-// any) is closed: its sink gets Closed(ErrSessionTaken) and its will is
-// published if it has no delay (a delayed will is cancelled, since the
-// client is back). With info.CleanStart the old session is discarded
-// (subscriptions, queue, in-flight messages); otherwise it is resumed:
-// subscriptions and queued messages carry over, and in-flight messages are
-// resent with Dup (or as PUBREL, see Delivery.Release).
+// any) is closed: its sink gets Closed(ErrSessionTaken). With
+// info.CleanStart, or if the old session had expiry 0, the old session
+// ends: its subscriptions, queue and in-flight messages are discarded and
+// its will (pending or of the closed attachment) is published whatever its
+// delay, since the session ended. Otherwise the session is resumed
+// (session present): subscriptions and queued messages carry over,
+// in-flight messages are resent with Dup (or as PUBREL, see
+// Delivery.Release), and the old will is published only if it had no
+// delay (a delayed will is cancelled: the client is back).
 //
 // The returned session is held: nothing is delivered until the front end
 // has written CONNACK and calls Session.Resume.
@@ -170,6 +174,7 @@ func (srv *Server) Connect(info ConnectInfo, sink Sink) (*Session, bool, error) 
 	var (
 		oldH     *Session
 		oldWill  *Will
+		oldUser  string
 		discard  *session
 		present  bool
 		s        *session
@@ -178,19 +183,26 @@ func (srv *Server) Connect(info ConnectInfo, sink Sink) (*Session, bool, error) 
 	)
 	if old != nil {
 		old.mu.Lock()
-		oldH = old.cur
+		oldH, oldUser = old.cur, old.username
+		// The old session ends if the client asks for a clean start, or
+		// if it was to end with its connection (expiry 0).
+		ends := info.CleanStart || old.expiry == 0
 		if oldH != nil {
 			oldH.closed.Store(true)
-			if old.will != nil && old.will.Delay == 0 {
+			if old.will != nil && (old.will.Delay == 0 || ends) {
 				oldWill = old.will
 			}
 			srv.stats.connected.Add(-1)
 			wasTaken = true
 		}
-		old.will, old.pendingWill = nil, nil
-		timers = append(timers, old.willTimer, old.expiryTimer)
-		old.willTimer, old.expiryTimer = nil, nil
-		if info.CleanStart {
+		old.will = nil
+		if o := old.takeOffLocked(); o != nil {
+			timers = append(timers, o.willTimer, o.expiryTimer)
+			if ends && o.pendingWill != nil {
+				oldWill = o.pendingWill
+			}
+		}
+		if ends {
 			old.ended = true
 			old.cur = nil
 			old.ready.Store(false)
@@ -224,7 +236,6 @@ func (srv *Server) Connect(info ConnectInfo, sink Sink) (*Session, bool, error) 
 	s.username = username
 	s.expiry = expiry
 	s.will = will
-	s.disconnectedAt = time.Time{}
 	for i := range s.inflight {
 		if f := &s.inflight[i]; !f.resend {
 			f.resend = true
@@ -246,7 +257,7 @@ func (srv *Server) Connect(info ConnectInfo, sink Sink) (*Session, bool, error) 
 		oldH.sink.Closed(ErrSessionTaken)
 	}
 	if oldWill != nil {
-		srv.publishWill(info.ClientID, oldH.username, oldWill)
+		srv.publishWill(info.ClientID, oldUser, oldWill)
 	}
 	if discard != nil {
 		srv.cleanup(discard, false)
@@ -275,27 +286,30 @@ func (srv *Server) detach(h *Session, sendWill bool) {
 		will = nil
 	}
 	if s.expiry == 0 {
-		s.pendingWill = will
+		if will != nil {
+			s.offLocked().pendingWill = will
+		}
 		s.mu.Unlock()
 		srv.endOffline(s, nil)
 		return
 	}
 	now := srv.clock.Now()
-	s.disconnectedAt = now
+	off := s.offLocked()
+	off.disconnectedAt = now
 	var fireNow *Will
 	if will != nil {
 		switch {
 		case will.Delay <= 0:
 			fireNow = will
 		case will.Delay < s.expiry:
-			s.pendingWill = will
-			s.willTimer = srv.sched.add(now.Add(will.Delay), func(e *timerEntry) { srv.willDue(s, e) })
+			off.pendingWill = will
+			off.willTimer = srv.sched.add(now.Add(will.Delay), func(e *timerEntry) { srv.willDue(s, e) })
 		default:
-			s.pendingWill = will // published when the session ends
+			off.pendingWill = will // published when the session ends
 		}
 	}
 	if s.expiry != NoExpiry {
-		s.expiryTimer = srv.sched.add(now.Add(s.expiry), func(e *timerEntry) { srv.expire(s, e) })
+		off.expiryTimer = srv.sched.add(now.Add(s.expiry), func(e *timerEntry) { srv.expire(s, e) })
 	}
 	username := s.username
 	s.mu.Unlock()
@@ -307,7 +321,7 @@ func (srv *Server) detach(h *Session, sendWill bool) {
 
 // expire ends an offline session whose expiry timer e fired.
 func (srv *Server) expire(s *session, e *timerEntry) {
-	if srv.endOffline(s, func() bool { return s.expiryTimer == e }) {
+	if srv.endOffline(s, func() bool { return s.off != nil && s.off.expiryTimer == e }) {
 		srv.stats.expired.Add(1)
 		srv.log.Debug("session expired", "client", s.id)
 	}
@@ -340,15 +354,24 @@ func (srv *Server) cleanup(s *session, fireWill bool) {
 	s.mu.Lock()
 	s.ended = true
 	s.ready.Store(false)
-	will, username := s.pendingWill, s.username
-	s.pendingWill = nil
-	timers := [2]*timerEntry{s.willTimer, s.expiryTimer}
-	s.willTimer, s.expiryTimer = nil, nil
+	var (
+		will     *Will
+		timers   [2]*timerEntry
+		username = s.username
+	)
+	if o := s.takeOffLocked(); o != nil {
+		will, timers = o.pendingWill, [2]*timerEntry{o.willTimer, o.expiryTimer}
+	}
 	srv.stats.queued.Add(-int64(s.queue.len()))
 	srv.stats.inflight.Add(-int64(len(s.inflight)))
 	s.queue = ring{}
+	s.full.Store(false)
 	s.inflight, s.resendN = nil, 0
-	s.pendingChanges = nil
+	stored := false
+	if s.ps != nil {
+		stored = s.ps.persisted || s.ps.msgSeq > 0
+		s.ps.pending = nil
+	}
 	s.mu.Unlock()
 	for _, r := range s.subs {
 		srv.tree.remove(r)
@@ -363,16 +386,22 @@ func (srv *Server) cleanup(s *session, fireWill bool) {
 	if fireWill && will != nil {
 		srv.publishWill(s.id, username, will)
 	}
-	if srv.store != nil {
+	if stored {
 		srv.apply([]Change{{Kind: DeleteSession, ClientID: s.id}})
 	}
 }
 
 // PublishAnonymous publishes m without a session: MQTT-SN QoS -1
-// publishes and internal ones. identity is checked against the ACL as a
+// publishes and internal ones. It returns ErrServerShutdown after Close. identity is checked against the ACL as a
 // client ID with no user name; "" marks an internal publish, which is not
 // checked and may publish to $SYS. The broker owns m afterwards.
 func (srv *Server) PublishAnonymous(m *Message, identity string) error {
+	if m == nil {
+		return fmt.Errorf("publish: %w: nil message", ErrBadTopic)
+	}
+	if srv.shut.Load() {
+		return ErrServerShutdown
+	}
 	m.From = identity
 	return srv.publish(m, identity, "", identity != "")
 }
@@ -421,9 +450,7 @@ func (srv *Server) route(m *Message, count bool) error {
 		return nil
 	}
 	err := srv.apply(pb.changes)
-	for _, s := range pb.sessions {
-		s.pump()
-	}
+	pb.synced()
 	return err
 }
 
@@ -460,6 +487,7 @@ func (srv *Server) Close() error {
 		return nil
 	}
 	srv.closed = true
+	srv.shut.Store(true)
 	all := make([]*session, 0, len(srv.sessions))
 	for _, s := range srv.sessions {
 		all = append(all, s)

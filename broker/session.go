@@ -22,6 +22,10 @@ type session struct {
 	// ready mirrors "attached, not held, not refused", for shared
 	// subscriptions, which prefer such members.
 	ready atomic.Bool
+	// full is set when the queue is full with nothing to evict: new
+	// messages are refused without taking mu, so that an overloaded
+	// subscriber's lock is left to the goroutine draining it.
+	full atomic.Bool
 
 	// Guarded by srv.tree.mu:
 	subs   []*subRecord
@@ -30,28 +34,64 @@ type session struct {
 
 	mu sync.Mutex
 	// Guarded by mu:
-	cur            *Session // current attachment, nil while offline
-	held           bool     // after Connect or Subscribe, until Resume
-	refused        bool     // the sink refused a delivery, until Resume
-	draining       bool     // a goroutine is calling the sink
-	resumes        uint32   // counts Resume calls, to spot one during Deliver
-	ended          bool
-	queueQoS0      bool
-	window         uint16
-	nextID         uint16
-	queue          ring
-	inflight       []inflight
-	resendN        int // in-flight entries with resend set
-	username       string
-	expiry         time.Duration
-	will           *Will // the will of the attached client
+	cur       *Session // current attachment, nil while offline
+	held      bool     // after Connect or Subscribe, until Resume
+	refused   bool     // the sink refused a delivery, until Resume
+	draining  bool     // a goroutine is calling the sink
+	resumes   uint32   // counts Resume calls, to spot one during Deliver
+	ended     bool
+	queueQoS0 bool
+	window    uint16
+	nextID    uint16
+	queue     ring
+	inflight  []inflight
+	resendN   int // in-flight entries with resend set
+	username  string
+	expiry    time.Duration
+	will      *Will         // the will of the attached client
+	off       *offState     // set while offline with a will or an expiry
+	ps        *persistState // set when a Store is configured
+}
+
+// offState is what an offline session needs. Guarded by session.mu.
+type offState struct {
 	pendingWill    *Will // a will waiting for its delay or the session end
 	willTimer      *timerEntry
 	expiryTimer    *timerEntry
 	disconnectedAt time.Time
-	msgSeq         uint64   // store keys of queued messages
-	persisted      bool     // the store holds a record of the session
-	pendingChanges []Change // store changes made under mu, written after
+}
+
+// persistState is a session's bookkeeping for the Store. Guarded by
+// session.mu.
+type persistState struct {
+	msgSeq    uint64   // store keys of queued messages
+	persisted bool     // the store holds a record of the session
+	pending   []Change // changes made under mu, written after
+}
+
+// offLocked returns s.off, creating it. Caller holds s.mu.
+func (s *session) offLocked() *offState {
+	if s.off == nil {
+		s.off = &offState{}
+	}
+	return s.off
+}
+
+// takeOffLocked removes and returns the offline state (nil if none).
+// Caller holds s.mu.
+func (s *session) takeOffLocked() *offState {
+	o := s.off
+	s.off = nil
+	return o
+}
+
+// addChangeLocked records a store change to write after s.mu is released.
+// Caller holds s.mu.
+func (s *session) addChangeLocked(c Change) {
+	if s.ps == nil {
+		s.ps = &persistState{}
+	}
+	s.ps.pending = append(s.ps.pending, c)
 }
 
 func (s *session) findSub(filter string) *subRecord {
@@ -130,6 +170,9 @@ func (h *Session) Publish(m *Message) error {
 	if h.closed.Load() {
 		return ErrSessionClosed
 	}
+	if m == nil {
+		return fmt.Errorf("publish: %w: nil message", ErrBadTopic)
+	}
 	m.From = h.s.id
 	return h.s.srv.publish(m, h.s.id, h.username, true)
 }
@@ -155,11 +198,7 @@ func (h *Session) finish(id uint16, qos QoS) {
 	if f.resend {
 		s.resendN--
 	}
-	s.inflight = slices.Delete(s.inflight, i, i+1)
-	if len(s.inflight) == 0 && cap(s.inflight) > 64 {
-		s.inflight = nil
-	}
-	s.srv.stats.inflight.Add(-1)
+	s.removeInflightLocked(i)
 	s.forgetLocked(f.seq)
 	s.pumpLocked(nil)
 }
@@ -179,7 +218,7 @@ func (h *Session) Received(id uint16) {
 	f := &s.inflight[i]
 	f.released = true
 	if f.seq != 0 {
-		s.pendingChanges = append(s.pendingChanges, Change{Kind: PutMessage, ClientID: s.id, Message: f.stored()})
+		s.addChangeLocked(Change{Kind: PutMessage, ClientID: s.id, Message: f.stored()})
 	}
 	s.unlockAndFlush()
 }
@@ -370,6 +409,7 @@ func (h *Session) Subscribe(subs []Subscription) []byte {
 	}
 	if pb != nil && len(pb.changes) > 0 {
 		srv.apply(pb.changes)
+		pb.synced()
 	}
 	srv.saveSession(s)
 	return codes

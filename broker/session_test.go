@@ -216,6 +216,7 @@ func TestServerClose(t *testing.T) {
 	}
 	_, _, err = srv.Connect(ConnectInfo{ClientID: "d"}, newSink())
 	mustIs(t, err, ErrServerShutdown)
+	mustIs(t, srv.PublishAnonymous(&Message{Topic: "x"}, ""), ErrServerShutdown)
 	if err := srv.Close(); err != nil {
 		t.Error(err)
 	}

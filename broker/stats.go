@@ -36,13 +36,13 @@ type counters struct {
 // Stats are the server's counters (monotonic, since New) and gauges
 // (current values), for metrics and $SYS.
 type Stats struct {
-	Uptime time.Duration
+	Uptime time.Duration // since New
 
 	// Gauges.
 	SessionsConnected   int64 // attached sessions
 	Sessions            int64 // all sessions, connected or not
 	Subscriptions       int64 // including shared ones
-	SharedSubscriptions int64
+	SharedSubscriptions int64 // $share subscriptions
 	Retained            int64 // retained messages
 	Queued              int64 // messages in session queues
 	Inflight            int64 // outbound QoS 1/2 messages awaiting acknowledgement
@@ -62,8 +62,8 @@ type Stats struct {
 	BadTopics             uint64 // invalid topic names and filters
 	SessionsTakenOver     uint64 // attachments closed by a new Connect with the same client ID
 	SessionsExpired       uint64 // offline sessions ended by their expiry interval
-	WillsPublished        uint64
-	StoreErrors           uint64
+	WillsPublished        uint64 // wills published (on connection loss, delay or session end)
+	StoreErrors           uint64 // failed Store.Apply calls
 }
 
 // Stats returns a snapshot of the server's statistics.

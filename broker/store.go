@@ -22,22 +22,26 @@ type Store interface {
 
 // Snapshot is the persisted state of a broker.
 type Snapshot struct {
-	Sessions []SessionRecord
-	Retained []*Message
+	Sessions []SessionRecord // persistent sessions, with their messages
+	Retained []*Message      // retained messages (Retain set)
 }
 
 // SessionRecord is the persisted form of a persistent session (one with a
 // non-zero session expiry).
 type SessionRecord struct {
 	ClientID string
+	// Username is the user name the session last authenticated with.
 	Username string
 	// Expiry is the session expiry interval; DisconnectedAt is when the
 	// client left (zero while it is connected: a restart then counts the
 	// expiry from the restart).
 	Expiry         time.Duration
 	DisconnectedAt time.Time
-	QueueQoS0      bool
-	Subscriptions  []Subscription
+	// QueueQoS0 says whether QoS 0 messages are queued for the session.
+	QueueQoS0 bool
+	// Subscriptions are the session's subscriptions, shared ones included
+	// (Filter keeps its $share prefix).
+	Subscriptions []Subscription
 	// Will is the pending will (nil for none).
 	Will *Will
 	// Messages are the session's queued and in-flight messages in
@@ -48,7 +52,10 @@ type SessionRecord struct {
 // StoredMessage is one message queued or in flight for a session.
 type StoredMessage struct {
 	// Seq orders a session's messages and names them in Changes.
-	Seq    uint64
+	Seq uint64
+	// Msg is the message (shared between sessions: stores may dedupe by
+	// pointer within a batch). QoS, Retain and SubIDs are those of this
+	// delivery.
 	Msg    *Message
 	QoS    QoS
 	Retain bool
@@ -84,10 +91,11 @@ const (
 )
 
 // Change is one state change in a Store batch.
+// Which fields are set depends on Kind (see ChangeKind).
 type Change struct {
 	Kind     ChangeKind
-	ClientID string
-	Topic    string
-	Session  *SessionRecord
-	Message  StoredMessage
+	ClientID string         // the session, for session and message changes
+	Topic    string         // the topic, for retained changes
+	Session  *SessionRecord // for PutSession
+	Message  StoredMessage  // for PutMessage, DeleteMessage and PutRetained
 }

@@ -15,33 +15,45 @@ type topicLimits struct {
 	maxLevels int
 }
 
-// checkText validates what topic names and filters have in common:
-// non-empty, length and level bounds, UTF-8 without U+0000.
-func (l topicLimits) checkText(t string) error {
+// scan validates what topic names and filters have in common (non-empty,
+// length and level bounds, UTF-8 without U+0000) in one pass, and reports
+// whether t contains a wildcard character.
+func (l topicLimits) scan(t string) (wild bool, err error) {
 	if t == "" {
-		return fmt.Errorf("%w: empty", ErrBadTopic)
+		return false, fmt.Errorf("%w: empty", ErrBadTopic)
 	}
 	if len(t) > l.maxLen {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadTopic, len(t), l.maxLen)
+		return false, fmt.Errorf("%w: %d bytes, limit %d", ErrBadTopic, len(t), l.maxLen)
 	}
-	if strings.Count(t, "/")+1 > l.maxLevels {
-		return fmt.Errorf("%w: more than %d levels", ErrBadTopic, l.maxLevels)
+	levels, ascii := 1, true
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == '/':
+			levels++
+		case c == '+' || c == '#':
+			wild = true
+		case c == 0:
+			return false, fmt.Errorf("%w: contains U+0000", ErrBadTopic)
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
 	}
-	if strings.IndexByte(t, 0) >= 0 {
-		return fmt.Errorf("%w: contains U+0000", ErrBadTopic)
+	if levels > l.maxLevels {
+		return false, fmt.Errorf("%w: more than %d levels", ErrBadTopic, l.maxLevels)
 	}
-	if !utf8.ValidString(t) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrBadTopic)
+	if !ascii && !utf8.ValidString(t) {
+		return false, fmt.Errorf("%w: not valid UTF-8", ErrBadTopic)
 	}
-	return nil
+	return wild, nil
 }
 
 // checkName validates a topic name (a PUBLISH topic): no wildcards.
 func (l topicLimits) checkName(t string) error {
-	if err := l.checkText(t); err != nil {
+	wild, err := l.scan(t)
+	if err != nil {
 		return err
 	}
-	if strings.ContainsAny(t, "+#") {
+	if wild {
 		return fmt.Errorf("%w: wildcard in topic name %q", ErrBadTopic, t)
 	}
 	return nil
@@ -50,7 +62,7 @@ func (l topicLimits) checkName(t string) error {
 // checkFilter validates a topic filter, shared or not, and returns the
 // share group ("" when not shared) and the filter proper.
 func (l topicLimits) checkFilter(f string) (group, filter string, err error) {
-	if err := l.checkText(f); err != nil {
+	if _, err := l.scan(f); err != nil {
 		return "", "", err
 	}
 	filter = f

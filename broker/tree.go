@@ -29,21 +29,62 @@ type shareGroup struct {
 // switches to a map.
 const smallKids = 8
 
-// node is one level of the subscription tree.
+// node is one level of the subscription tree. What most nodes lack (many
+// children, wildcard children, share groups) lives in x, to keep idle
+// subscriptions small.
 type node struct {
 	name   string
 	parent *node
-	kids   []*node
-	kidMap map[string]*node
-	plus   *node // the "+" child
-	hash   *node // the "#" child
+	kids   []*node // children while there are few
 	subs   []*subRecord
+	x      *nodeExt
+}
+
+type nodeExt struct {
+	kidMap map[string]*node // children once there are many
+	plus   *node            // the "+" child
+	hash   *node            // the "#" child
 	groups []*shareGroup
 }
 
+func (n *node) ext() *nodeExt {
+	if n.x == nil {
+		n.x = &nodeExt{}
+	}
+	return n.x
+}
+
+func (n *node) plus() *node {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.plus
+}
+
+func (n *node) hash() *node {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.hash
+}
+
+func (n *node) groups() []*shareGroup {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.groups
+}
+
+// tidy drops an empty extension.
+func (n *node) tidy() {
+	if x := n.x; x != nil && len(x.kidMap) == 0 && x.plus == nil && x.hash == nil && len(x.groups) == 0 {
+		n.x = nil
+	}
+}
+
 func (n *node) child(name string) *node {
-	if n.kidMap != nil {
-		return n.kidMap[name]
+	if n.x != nil && n.x.kidMap != nil {
+		return n.x.kidMap[name]
 	}
 	for _, k := range n.kids {
 		if k.name == name {
@@ -56,55 +97,61 @@ func (n *node) child(name string) *node {
 func (n *node) addChild(name string) *node {
 	switch name {
 	case "+":
-		if n.plus == nil {
-			n.plus = &node{name: name, parent: n}
+		x := n.ext()
+		if x.plus == nil {
+			x.plus = &node{name: name, parent: n}
 		}
-		return n.plus
+		return x.plus
 	case "#":
-		if n.hash == nil {
-			n.hash = &node{name: name, parent: n}
+		x := n.ext()
+		if x.hash == nil {
+			x.hash = &node{name: name, parent: n}
 		}
-		return n.hash
+		return x.hash
 	}
 	if k := n.child(name); k != nil {
 		return k
 	}
 	k := &node{name: name, parent: n}
-	if n.kidMap != nil {
-		n.kidMap[name] = k
+	if n.x != nil && n.x.kidMap != nil {
+		n.x.kidMap[name] = k
 		return k
 	}
 	if len(n.kids) < smallKids {
 		n.kids = append(n.kids, k)
 		return k
 	}
-	n.kidMap = make(map[string]*node, 2*smallKids)
+	m := make(map[string]*node, 2*smallKids)
 	for _, c := range n.kids {
-		n.kidMap[c.name] = c
+		m[c.name] = c
 	}
+	m[name] = k
 	n.kids = nil
-	n.kidMap[name] = k
+	n.ext().kidMap = m
 	return k
 }
 
 func (n *node) removeChild(k *node) {
-	switch {
-	case n.plus == k:
-		n.plus = nil
-	case n.hash == k:
-		n.hash = nil
-	case n.kidMap != nil:
-		delete(n.kidMap, k.name)
+	switch x := n.x; {
+	case x != nil && x.plus == k:
+		x.plus = nil
+	case x != nil && x.hash == k:
+		x.hash = nil
+	case x != nil && x.kidMap != nil:
+		delete(x.kidMap, k.name)
 	default:
 		if i := slices.Index(n.kids, k); i >= 0 {
 			n.kids = slices.Delete(n.kids, i, i+1)
+			if len(n.kids) == 0 {
+				n.kids = nil
+			}
 		}
 	}
+	n.tidy()
 }
 
 func (n *node) empty() bool {
-	return len(n.subs) == 0 && len(n.groups) == 0 && len(n.kids) == 0 &&
-		len(n.kidMap) == 0 && n.plus == nil && n.hash == nil
+	return len(n.subs) == 0 && len(n.kids) == 0 && n.x == nil
 }
 
 // tree is the subscription tree. Its lock also guards every session's
@@ -142,7 +189,7 @@ func (t *tree) insert(rec *subRecord, group, filter string) (isNew bool) {
 	}
 	if group != "" {
 		var g *shareGroup
-		for _, x := range n.groups {
+		for _, x := range n.groups() {
 			if x.name == group {
 				g = x
 				break
@@ -150,7 +197,7 @@ func (t *tree) insert(rec *subRecord, group, filter string) (isNew bool) {
 		}
 		if g == nil {
 			g = &shareGroup{name: group}
-			n.groups = append(n.groups, g)
+			n.ext().groups = append(n.ext().groups, g)
 		}
 		rec.group, rec.idx = g, len(g.members)
 		g.members = append(g.members, rec)
@@ -176,8 +223,13 @@ func (t *tree) remove(rec *subRecord) {
 		g.members[last] = nil
 		g.members = g.members[:last]
 		if last == 0 {
-			i := slices.Index(n.groups, g)
-			n.groups = slices.Delete(n.groups, i, i+1)
+			x := n.x
+			i := slices.Index(x.groups, g)
+			x.groups = slices.Delete(x.groups, i, i+1)
+			if len(x.groups) == 0 {
+				x.groups = nil
+			}
+			n.tidy()
 		}
 		t.shared.Add(-1)
 	} else {
@@ -186,6 +238,9 @@ func (t *tree) remove(rec *subRecord) {
 		n.subs[rec.idx].idx = rec.idx
 		n.subs[last] = nil
 		n.subs = n.subs[:last]
+		if last == 0 {
+			n.subs = nil
+		}
 		rec.sess.nsubs--
 	}
 	t.count.Add(-1)
@@ -231,15 +286,18 @@ func (t *tree) match(topic, from string, sc *matchScratch) {
 
 func (t *tree) walk(n *node, topic string, first bool, from string, sc *matchScratch) {
 	level, rest, more := nextLevel(topic)
-	wild := !first || level == "" || level[0] != '$'
-	if wild && n.hash != nil {
-		sc.collect(n.hash, from)
-	}
 	if k := n.child(level); k != nil {
 		t.step(k, rest, more, from, sc)
 	}
-	if wild && n.plus != nil {
-		t.step(n.plus, rest, more, from, sc)
+	x := n.x
+	if x == nil || (first && level != "" && level[0] == '$') {
+		return
+	}
+	if x.hash != nil {
+		sc.collect(x.hash, from)
+	}
+	if x.plus != nil {
+		t.step(x.plus, rest, more, from, sc)
 	}
 }
 
@@ -249,8 +307,8 @@ func (t *tree) step(k *node, rest string, more bool, from string, sc *matchScrat
 		return
 	}
 	sc.collect(k, from)
-	if k.hash != nil {
-		sc.collect(k.hash, from) // "a/#" matches "a"
+	if h := k.hash(); h != nil {
+		sc.collect(h, from) // "a/#" matches "a"
 	}
 }
 
@@ -266,7 +324,7 @@ func (sc *matchScratch) collect(n *node, from string) {
 		}
 		sc.targets = append(sc.targets, target{sess: r.sess, ids: r.ids, qos: r.sub.QoS, rap: r.sub.RetainAsPublished})
 	}
-	for _, g := range n.groups {
+	for _, g := range n.groups() {
 		if r := g.pick(); r != nil {
 			sc.targets = append(sc.targets, target{sess: r.sess, ids: r.ids, qos: r.sub.QoS, rap: r.sub.RetainAsPublished})
 		}

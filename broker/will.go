@@ -3,12 +3,13 @@ package broker
 // willDue publishes the pending will of s when its delay timer e fires.
 func (srv *Server) willDue(s *session, e *timerEntry) {
 	s.mu.Lock()
-	if s.willTimer != e || s.cur != nil || s.ended {
+	o := s.off
+	if o == nil || o.willTimer != e || s.cur != nil || s.ended {
 		s.mu.Unlock()
 		return
 	}
-	w, username := s.pendingWill, s.username
-	s.pendingWill, s.willTimer = nil, nil
+	w, username := o.pendingWill, s.username
+	o.pendingWill, o.willTimer = nil, nil
 	s.mu.Unlock()
 	if w != nil {
 		srv.publishWill(s.id, username, w)

@@ -112,6 +112,28 @@ func TestWillOnTakeover(t *testing.T) {
 	conn(t, srv, "d", persistent, withWill("will/d", time.Second))
 	conn(t, srv, "d", resumeOld)
 	w.none(t)
+	// A clean start ends the old session: the will goes, delay or not.
+	conn(t, srv, "e", persistent, withWill("will/e", time.Hour))
+	conn(t, srv, "e")
+	if d := w.next(t); d.Msg.Topic != "will/e" {
+		t.Fatal(d.Msg.Topic)
+	}
+	// Also the pending will of an offline session.
+	s, _ := conn(t, srv, "g", persistent, withWill("will/g", time.Hour))
+	s.Disconnect(true)
+	conn(t, srv, "g")
+	if d := w.next(t); d.Msg.Topic != "will/g" {
+		t.Fatal(d.Msg.Topic)
+	}
+	// So does an old session with expiry 0, even without clean start.
+	conn(t, srv, "f", withWill("will/f", time.Hour))
+	_, present, err := srv.Connect(ConnectInfo{ClientID: "f", SessionExpiry: NoExpiry}, newSink())
+	if err != nil || present {
+		t.Fatalf("present %v err %v", present, err)
+	}
+	if d := w.next(t); d.Msg.Topic != "will/f" {
+		t.Fatal(d.Msg.Topic)
+	}
 }
 
 func TestWillMessageExpiry(t *testing.T) {

@@ -6,22 +6,31 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
+
+// setPw writes a user at bcrypt's minimum cost: the default cost takes
+// seconds under the race detector.
+func setPw(t *testing.T, path, user, pw string) {
+	t.Helper()
+	h, err := HashPasswordCost([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPasswordHash(path, user, h); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestPasswordFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "passwd")
 	if err := os.WriteFile(path, []byte("# users\n\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := SetPassword(path, "alice", []byte("s3cret")); err != nil {
-		t.Fatal(err)
-	}
-	if err := SetPassword(path, "bob", []byte("pw")); err != nil {
-		t.Fatal(err)
-	}
-	if err := SetPassword(path, "alice", []byte("new")); err != nil {
-		t.Fatal(err)
-	}
+	setPw(t, path, "alice", "s3cret")
+	setPw(t, path, "bob", "pw")
+	setPw(t, path, "alice", "new")
 	data, _ := os.ReadFile(path)
 	if !strings.HasPrefix(string(data), "# users\n") || strings.Count(string(data), "alice:") != 1 {
 		t.Fatalf("file:\n%s", data)
@@ -60,10 +69,18 @@ func TestPasswordFileRoundTrip(t *testing.T) {
 			t.Errorf("user %q accepted", bad)
 		}
 	}
-	// A new file is created with mode 0600.
+	if SetPasswordHash(path, "x", "plain") == nil {
+		t.Error("non-bcrypt hash accepted")
+	}
+	// A new file is created with mode 0600; SetPassword uses the default cost.
 	p2 := filepath.Join(t.TempDir(), "new")
 	if err := SetPassword(p2, "x", []byte("y")); err != nil {
 		t.Fatal(err)
+	}
+	if u, err := LoadPasswordFile(p2); err != nil || u.Len() != 1 {
+		t.Fatal(err)
+	} else if c, _ := bcrypt.Cost(u.hashes["x"]); c != DefaultCost {
+		t.Errorf("cost %d", c)
 	}
 	if fi, _ := os.Stat(p2); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v", fi.Mode().Perm())

@@ -27,6 +27,9 @@ import (
 type Users struct {
 	hashes map[string][]byte
 
+	dummyOnce sync.Once
+	dummy     []byte // hash compared for unknown users
+
 	mu    sync.Mutex
 	key   [32]byte
 	cache map[[32]byte]struct{}
@@ -96,11 +99,6 @@ func (u *Users) Has(user string) bool {
 	return ok
 }
 
-var (
-	dummyOnce sync.Once
-	dummyHash []byte
-)
-
 // Check reports whether password is user's password. bcrypt is slow by
 // design; a successful check is remembered (as a keyed hash, in memory
 // only) so that a client reconnecting with the same credentials is
@@ -109,10 +107,15 @@ var (
 func (u *Users) Check(user string, password []byte) bool {
 	hash, ok := u.hashes[user]
 	if !ok {
-		dummyOnce.Do(func() {
-			dummyHash, _ = bcrypt.GenerateFromPassword([]byte("sngate-no-such-user"), bcrypt.DefaultCost)
+		u.dummyOnce.Do(func() {
+			cost := bcrypt.DefaultCost
+			for _, h := range u.hashes {
+				cost, _ = bcrypt.Cost(h)
+				break
+			}
+			u.dummy, _ = bcrypt.GenerateFromPassword([]byte("sngate-no-such-user"), cost)
 		})
-		_ = bcrypt.CompareHashAndPassword(dummyHash, password)
+		_ = bcrypt.CompareHashAndPassword(u.dummy, password)
 		return false
 	}
 	key := u.cacheKey(user, hash, password)
@@ -152,10 +155,18 @@ func (u *Users) cacheKey(user string, hash, password []byte) [32]byte {
 	return out
 }
 
-// HashPassword returns the bcrypt hash of password, at bcrypt's default
-// cost, for a password file line.
+// DefaultCost is the bcrypt cost of HashPassword and SetPassword.
+const DefaultCost = bcrypt.DefaultCost
+
+// HashPassword returns the bcrypt hash of password at DefaultCost, for a
+// password file line.
 func HashPassword(password []byte) (string, error) {
-	h, err := bcrypt.GenerateFromPassword(password, bcrypt.DefaultCost)
+	return HashPasswordCost(password, DefaultCost)
+}
+
+// HashPasswordCost returns the bcrypt hash of password at cost (4 to 31).
+func HashPasswordCost(password []byte, cost int) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(password, cost)
 	if err != nil {
 		return "", fmt.Errorf("auth: hash password: %w", err)
 	}
@@ -172,6 +183,18 @@ func SetPassword(path, user string, password []byte) error {
 	hash, err := HashPassword(password)
 	if err != nil {
 		return err
+	}
+	return SetPasswordHash(path, user, hash)
+}
+
+// SetPasswordHash is SetPassword with a hash already computed (see
+// HashPasswordCost).
+func SetPasswordHash(path, user, hash string) error {
+	if err := CheckUsername(user); err != nil {
+		return err
+	}
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return fmt.Errorf("auth: user %q: not a bcrypt hash: %w", user, err)
 	}
 	return rewrite(path, user, user+":"+hash)
 }
