@@ -73,10 +73,8 @@ type Signal struct {
 
 // TxFailure reports a frame the radio could not deliver (XBee Transmit
 // Status, LoRaLink NFC/TOT or no answer, an ASCII modem's radio error).
-type TxFailure struct {
-	To  transport.Addr
-	Err error
-}
+// It is transport.TxFailure, so the link is a transport.DeliveryNotifier.
+type TxFailure = transport.TxFailure
 
 // Stats are the link counters.
 type Stats struct {
@@ -377,3 +375,6 @@ func (l *Link) Stats() Stats {
 		Decoder:     l.proto.decoderStats(),
 	}
 }
+
+// The serial link reports delivery failures to the gateway.
+var _ transport.DeliveryNotifier = (*Link)(nil)
