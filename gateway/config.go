@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/sngate/sngate/transport"
 )
 
 // Config holds every setting and bound of the gateway. It is a plain
@@ -87,11 +90,32 @@ type Config struct {
 	Forwarders []string
 	// DisableForwarders drops every encapsulated frame.
 	DisableForwarders bool
-	// Identities binds authenticated link identities (DTLS PSK identity
-	// or certificate subject) to the client IDs they may use. On links
-	// that authenticate peers, a CONNECT or PINGREQ(ClientId) whose
-	// identity does not list the ClientId (or "*") is refused with
-	// "not supported".
+	// LinkPolicies give links that authenticate peers (DTLS) their own
+	// identity policy: on such a link, a CONNECT or PINGREQ(ClientId) is
+	// admitted only if the link's Allowed function accepts the peer's
+	// authenticated identity (transport.Identifier) for the ClientId.
+	// Identities thus belong to one listener: a PSK identity known to two
+	// DTLS listeners grants on each only what that listener's policy says.
+	// A refused CONNECT gets CONNACK "not supported"; a refused
+	// PINGREQ(ClientId) is ignored, so the session and its address binding
+	// stay as they were. Both are counted in Stats.RejectIdentity and
+	// logged with the link, peer, identity and client ID. A peer without
+	// an identity (a certificate suite with no client certificate) is
+	// always refused. A client connected over a link that authenticates
+	// peers cannot be taken over or woken from a link that does not (plain
+	// UDP, serial): such a CONNECT or PINGREQ(ClientId) is refused the same
+	// way. Each Link must be one of the links given to New and
+	// must implement transport.Identifier; at most one policy per link.
+	// For a DTLS listener, Allowed is typically (*dtls.Bindings).Allowed.
+	LinkPolicies []LinkPolicy
+	// Identities is the global identity policy, used on links that
+	// authenticate peers but have no entry in LinkPolicies (kept for
+	// compatibility; with more than one such link, prefer LinkPolicies,
+	// since every listener then shares this table). It binds identities
+	// (DTLS PSK identity or certificate identity) to the client IDs they
+	// may use; a ClientIDs entry "*" allows any. An identity not listed
+	// may use nothing, so an authenticating link with neither a
+	// LinkPolicy nor Identities admits no client.
 	Identities []IdentityConfig
 
 	// Logger receives one info line per client state change and debug
@@ -125,8 +149,24 @@ type ClientConfig struct {
 
 // IdentityConfig maps an authenticated link identity to client IDs.
 type IdentityConfig struct {
-	Identity  string
-	ClientIDs []string // "*" allows any
+	// Identity is the authenticated identity, as the link's
+	// transport.Identifier reports it.
+	Identity string
+	// ClientIDs are the exact client IDs the identity may use; "*"
+	// allows any.
+	ClientIDs []string
+}
+
+// LinkPolicy is the identity policy of one link that authenticates peers
+// (see Config.LinkPolicies).
+type LinkPolicy struct {
+	// Link is the link the policy applies to, one of those given to New.
+	Link transport.Link
+	// Allowed reports whether a peer authenticated as identity may use
+	// clientID in CONNECT or PINGREQ(ClientId). It is called from the
+	// gateway's shard goroutines, possibly concurrently, and must not
+	// block. Identity is never empty.
+	Allowed func(identity, clientID string) bool
 }
 
 // DefaultConfig returns the out-of-the-box configuration.
@@ -341,4 +381,20 @@ func (p *policy) forwarderAllowed(ap netip.AddrPort, ok bool) bool {
 func (p *policy) identityAllows(identity, clientID string) bool {
 	m := p.identities[identity]
 	return m != nil && (m["*"] || m[clientID])
+}
+
+// sameLink reports whether a and b are the same link. == on interface
+// values panics when their dynamic type (or a value inside it) is not
+// comparable; such values are reported as different.
+func sameLink(a, b transport.Link) (same bool) {
+	ta := reflect.TypeOf(a)
+	if ta == nil || ta != reflect.TypeOf(b) || !ta.Comparable() {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }

@@ -25,10 +25,10 @@ func sourceOf(k *peerKey) transport.Addr {
 // the session attachment and CONNACK.
 func (sh *shard) onConnect(ev *frameEv, m *sn.Connect) {
 	g := sh.g
-	reject := func(rc sn.ReturnCode, counter interface{ Add(uint64) uint64 }, why string) {
+	reject := func(rc sn.ReturnCode, counter interface{ Add(uint64) uint64 }, why string, attrs ...any) {
 		counter.Add(1)
-		g.log.Info("connect refused", "client", safeID(m.ClientID), "link", ev.link.name, "addr", ev.key.String(),
-			"rc", rc.String(), "why", why)
+		g.log.Info("connect refused", append([]any{"client", safeID(m.ClientID), "link", ev.link.name,
+			"addr", ev.key.String(), "rc", rc.String(), "why", why}, attrs...)...)
 		sh.sendTo(ev.link, &ev.key, ev.whole, &sn.Connack{ReturnCode: rc})
 	}
 	if m.ProtocolID != sn.V12 {
@@ -50,12 +50,13 @@ func (sh *shard) onConnect(ev *frameEv, m *sn.Connect) {
 		reject(sn.RejectedNotSupported, &g.stats.rejectAllowList, "not in the allow-list")
 		return
 	}
-	if ev.link.ident != nil {
-		id, ok := ev.link.ident.PeerIdentity(ev.key.addr)
-		if !ok || !g.pol.identityAllows(id, string(m.ClientID)) {
-			reject(sn.RejectedNotSupported, &g.stats.rejectIdentity, "link identity "+id+" may not use this client ID")
-			return
-		}
+	if ident, why, ok := peerMayUse(ev.link, &ev.key, m.ClientID); !ok {
+		reject(sn.RejectedNotSupported, &g.stats.rejectIdentity, why, "identity", ident)
+		return
+	}
+	if downgrade(c, ev.link) {
+		reject(sn.RejectedNotSupported, &g.stats.rejectIdentity, whyDowngrade, "bound_link", c.link.name)
+		return
 	}
 	src := sourceOf(&ev.key)
 	if c == nil {
@@ -94,6 +95,35 @@ func (sh *shard) onConnect(ev *frameEv, m *sn.Connect) {
 		return
 	}
 	sh.attach(c, m.CleanSession, m.Duration, nil)
+}
+
+// peerMayUse applies the identity policy of an authenticating link to a
+// CONNECT or PINGREQ(ClientId) for clientID from the peer at key. On other
+// links it allows everything. When it refuses, why says so for the log.
+func peerMayUse(ls *linkState, key *peerKey, clientID []byte) (identity, why string, ok bool) {
+	if ls.ident == nil {
+		return "", "", true
+	}
+	identity, ok = ls.ident.PeerIdentity(key.addr)
+	switch {
+	case !ok || identity == "":
+		return "", "peer not authenticated by the link", false
+	case !ls.allow(identity, string(clientID)):
+		return identity, "link identity may not use this client ID", false
+	}
+	return identity, "", true
+}
+
+// whyDowngrade is logged when downgrade refuses a frame.
+const whyDowngrade = "client is bound to a link that authenticates peers"
+
+// downgrade reports whether a CONNECT or PINGREQ(ClientId) on ls would
+// move client c off a link that authenticates peers onto one that does
+// not. It is refused: otherwise anyone on a plain UDP link could take over
+// (or wake, and receive the buffered messages of) a client whose identity
+// a DTLS listener checked.
+func downgrade(c *client, ls *linkState) bool {
+	return c != nil && c.link != nil && c.link.ident != nil && ls.ident == nil
 }
 
 // safeID renders a client ID for a log line, bounded.

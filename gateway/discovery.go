@@ -27,7 +27,7 @@ func (sh *shard) onSearchGW(ev *frameEv) {
 			}
 		}
 		if !errors.Is(err, transport.ErrNoBroadcast) {
-			sh.writeErr(ev.link, err)
+			sh.writeErr(ev.link, transport.Addr{}, err)
 			return
 		}
 	}

@@ -53,8 +53,11 @@ type linkState struct {
 	listener string
 	mtu      int
 	ident    transport.Identifier
-	prio     transport.PriorityWriter
-	batch    batchWriter
+	// allow is the identity policy of an authenticating link (ident set):
+	// its LinkPolicy, or the global Identities.
+	allow func(identity, clientID string) bool
+	prio  transport.PriorityWriter
+	batch batchWriter
 
 	mu   sync.RWMutex
 	bind map[peerKey]*client
@@ -129,12 +132,50 @@ func New(cfg Config, srv *broker.Server, links ...transport.Link) (*Gateway, err
 		ls.ident, _ = l.(transport.Identifier)
 		ls.prio, _ = l.(transport.PriorityWriter)
 		ls.batch, _ = l.(batchWriter)
+		if ls.ident != nil {
+			ls.allow = pol.identityAllows
+		}
 		g.links = append(g.links, ls)
+	}
+	if err := g.applyLinkPolicies(cfg.LinkPolicies); err != nil {
+		return nil, fmt.Errorf("gateway: config: %w", err)
 	}
 	for i := 0; i < cfg.Shards; i++ {
 		g.shards = append(g.shards, newShard(g, i))
 	}
 	return g, nil
+}
+
+// applyLinkPolicies gives each link listed in Config.LinkPolicies its own
+// identity policy in place of the global Identities.
+func (g *Gateway) applyLinkPolicies(ps []LinkPolicy) error {
+	own := make(map[int]bool, len(ps))
+	for i, p := range ps {
+		if p.Link == nil {
+			return fmt.Errorf("link policy %d: no link", i)
+		}
+		if p.Allowed == nil {
+			return fmt.Errorf("link policy %d (link %s): no Allowed function", i, p.Link.Name())
+		}
+		var ls *linkState
+		for _, cand := range g.links {
+			if sameLink(cand.l, p.Link) {
+				ls = cand
+				break
+			}
+		}
+		switch {
+		case ls == nil:
+			return fmt.Errorf("link policy %d (link %s): not one of the gateway's links", i, p.Link.Name())
+		case ls.ident == nil:
+			return fmt.Errorf("link policy %d (link %s): the link does not authenticate peers (no transport.Identifier)", i, ls.name)
+		case own[ls.idx]:
+			return fmt.Errorf("link policy %d (link %s): a second policy for the same link", i, ls.name)
+		}
+		own[ls.idx] = true
+		ls.allow = p.Allowed
+	}
+	return nil
 }
 
 // now is the gateway's monotonic clock in nanoseconds.

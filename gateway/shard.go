@@ -341,7 +341,11 @@ func (sh *shard) flush() {
 			n, err := ls.batch.WriteBatch(sh.dgrams)
 			sh.g.stats.framesOut.Add(uint64(n))
 			if err != nil {
-				sh.writeErr(ls, err)
+				var to transport.Addr
+				if i+n < j {
+					to = q[i+n].to
+				}
+				sh.writeErr(ls, to, err)
 				// Skip the frame that failed and send the rest one by one.
 				for k := i + n + 1; k < j; k++ {
 					sh.write(&q[k])
@@ -373,13 +377,18 @@ func (sh *shard) write(f *outFrame) {
 		err = f.link.l.WriteTo(p, f.to)
 	}
 	if err != nil {
-		sh.writeErr(f.link, err)
+		sh.writeErr(f.link, f.to, err)
 		return
 	}
 	sh.g.stats.framesOut.Add(1)
 }
 
-func (sh *shard) writeErr(ls *linkState, err error) {
+// writeErr counts and logs a failed write to the peer at to (the zero
+// Addr when unknown). The log names the client bound to the peer, if any:
+// a DTLS peer whose association ended (expired, closed by the peer,
+// replaced by a new handshake) shows up here as "no such association"
+// until the client connects or wakes on its new association.
+func (sh *shard) writeErr(ls *linkState, to transport.Addr, err error) {
 	if errors.Is(err, transport.ErrCongested) {
 		sh.g.stats.linkCongested.Add(1)
 		return
@@ -387,9 +396,18 @@ func (sh *shard) writeErr(ls *linkState, err error) {
 	sh.g.stats.writeErrors.Add(1)
 	select {
 	case <-sh.g.done:
+		return
 	default:
-		sh.g.log.Warn("link write failed", "link", ls.name, "err", err)
 	}
+	if to.IsZero() {
+		sh.g.log.Warn("link write failed", "link", ls.name, "err", err)
+		return
+	}
+	client := ""
+	if c := ls.lookup(&peerKey{addr: to}); c != nil {
+		client = c.id // c.id is immutable: safe to read from any shard
+	}
+	sh.g.log.Warn("link write failed", "link", ls.name, "addr", to.String(), "client", client, "err", err)
 }
 
 // shortName returns the topic string of a short topic ID, cached so that

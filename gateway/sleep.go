@@ -33,19 +33,25 @@ func (sh *shard) onPing(c *client) {
 // the only message besides CONNECT that moves a client's binding.
 func (sh *shard) onPingreqID(ev *frameEv, id []byte) {
 	g := sh.g
+	// The identity comes first, so that a peer learns nothing about client
+	// IDs it may not use: the refused PINGREQ gets no answer at all.
+	if ident, why, ok := peerMayUse(ev.link, &ev.key, id); !ok {
+		g.stats.rejectIdentity.Add(1)
+		g.log.Info("PINGREQ refused", "client", safeID(id), "link", ev.link.name, "addr", ev.key.String(),
+			"identity", ident, "why", why)
+		return
+	}
 	c := sh.clients[string(id)]
 	if c == nil || !c.state.connected() {
 		g.stats.unknownClient.Add(1)
 		sh.sendTo(ev.link, &ev.key, ev.whole, &sn.Disconnect{})
 		return
 	}
-	if ev.link.ident != nil {
-		ident, ok := ev.link.ident.PeerIdentity(ev.key.addr)
-		if !ok || !g.pol.identityAllows(ident, c.id) {
-			g.stats.rejectIdentity.Add(1)
-			g.log.Info("PINGREQ refused: link identity may not use this client ID", "client", c.id, "identity", ident)
-			return
-		}
+	if downgrade(c, ev.link) {
+		g.stats.rejectIdentity.Add(1)
+		g.log.Info("PINGREQ refused", "client", c.id, "link", ev.link.name, "addr", ev.key.String(),
+			"why", whyDowngrade, "bound_link", c.link.name)
+		return
 	}
 	sh.bind(c, ev.link, &ev.key, ev.whole)
 	c.lastSeen = g.now()

@@ -53,6 +53,7 @@ import (
 	"time"
 
 	pdtls "github.com/pion/dtls/v3"
+	"github.com/pion/transport/v5/netctx"
 
 	"github.com/sngate/sngate/transport"
 )
@@ -190,7 +191,17 @@ func (l *Listener) WriteTo(p []byte, to transport.Addr) error {
 		return fmt.Errorf("dtls write to %s: %w", to, ErrNoAssociation)
 	}
 	if _, err := a.conn.Write(p); err != nil {
-		if errors.Is(err, pdtls.ErrConnClosed) {
+		// pion reports an association that is ending as ErrConnClosed or,
+		// once its transport is closed, as a fatal netctx.ErrClosing (or
+		// net.ErrClosed): either way the association is gone, unless the
+		// whole listener is.
+		if errors.Is(err, pdtls.ErrConnClosed) || errors.Is(err, netctx.ErrClosing) || errors.Is(err, net.ErrClosed) {
+			l.mu.RLock()
+			closing := l.closing
+			l.mu.RUnlock()
+			if closing {
+				return fmt.Errorf("dtls write to %s: %w", to, transport.ErrClosed)
+			}
 			return fmt.Errorf("dtls write to %s: %w", to, ErrNoAssociation)
 		}
 		return fmt.Errorf("dtls write to %s: %w", to, err)
