@@ -34,8 +34,9 @@ const addrCap = 22
 // it can key maps and be passed without allocation. The link that produced
 // an Addr is the one that knows how to interpret it.
 type Addr struct {
-	b [addrCap]byte
-	n uint8
+	b  [addrCap]byte
+	n  uint8
+	ip bool // built by AddrFromAddrPort: b holds an IP address and a port
 }
 
 // AddrFromBytes returns an Addr holding b. It reports false when b is
@@ -58,19 +59,22 @@ func AddrFromAddrPort(ap netip.AddrPort) Addr {
 		v := ip.As4()
 		copy(a.b[:], v[:])
 		a.b[4], a.b[5] = byte(ap.Port()>>8), byte(ap.Port())
-		a.n = 6
+		a.n, a.ip = 6, true
 		return a
 	}
 	v := ip.As16()
 	copy(a.b[:], v[:])
 	a.b[16], a.b[17] = byte(ap.Port()>>8), byte(ap.Port())
-	a.n = 18
+	a.n, a.ip = 18, true
 	return a
 }
 
-// AddrPort returns the UDP endpoint held by a, if it holds one (6 or 18
-// bytes, as built by AddrFromAddrPort).
+// AddrPort returns the UDP endpoint held by a, if a was built by
+// AddrFromAddrPort.
 func (a Addr) AddrPort() (netip.AddrPort, bool) {
+	if !a.ip {
+		return netip.AddrPort{}, false
+	}
 	switch a.n {
 	case 6:
 		ip := netip.AddrFrom4([4]byte(a.b[:4]))
