@@ -96,6 +96,7 @@ func setupClock(t *testing.T, cfg Config) (*broker.Server, string, *fakeClock) {
 		t.Fatal(err)
 	}
 	l.now = clk.Now
+	l.parkAfter = testParkAfter
 	if err := l.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func (c *conn) handleConnect(body []byte) error {
 		Password:    cp.Password,
 		CleanStart:  cp.CleanStart,
 		Listener:    c.l.cfg.Name,
-		RemoteAddr:  c.remote,
+		RemoteAddr:  c.remoteAddr(),
 		CertSubject: c.cert,
 	}
 	keepAlive := time.Duration(cp.KeepAlive) * time.Second
@@ -118,11 +118,14 @@ func (c *conn) handleConnect(body []byte) error {
 	sess, present, err := c.l.srv.Connect(info, c)
 	if err != nil {
 		code, reason := connectCode(err)
-		c.l.log.Info("client refused", "client", id, "remote", c.remote, "user", cp.Username,
+		c.l.log.Info("client refused", "client", id, "remote", c.remoteAddr(), "user", cp.Username,
 			"reason_code", fmt.Sprintf("0x%02X", code), "err", err)
 		return c.refuse(v, code, reason, err)
 	}
 
+	if present {
+		c.loadQoS2(sess.FrontendState())
+	}
 	ack := packets.Connack{SessionPresent: present}
 	if v == packets.V5 {
 		ap := &ack.Props
@@ -166,12 +169,15 @@ func (c *conn) handleConnect(body []byte) error {
 	if closing {
 		return errShutdown
 	}
+	// From now on the keep alive, not the connect timeout, bounds reads.
 	c.keepAlive = keepAlive * 3 / 2
+	c.readBy = time.Time{}
 	if c.keepAlive == 0 {
 		_ = c.tr.SetReadDeadline(time.Time{})
+	} else {
+		c.refreshDeadline()
 	}
-	c.deadlineSet = time.Time{}
-	c.l.log.Info("client connected", "client", id, "remote", c.remote, "version", v,
+	c.l.log.Info("client connected", "client", id, "remote", c.remoteAddr(), "version", v,
 		"clean", cp.CleanStart, "keep_alive", keepAlive, "present", present, "user", cp.Username)
 	sess.Resume()
 	return nil

@@ -58,7 +58,7 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) error {
 	if p.QoS == 2 {
 		if _, dup := c.qos2in[p.PacketID]; dup {
 			// Already delivered; the client did not get our PUBREC.
-			c.send(packets.AppendAck(nil, packets.PUBREC, p.PacketID, 0, c.version))
+			c.sendAckFast(packets.PUBREC, p.PacketID, 0)
 			return nil
 		}
 		if len(c.qos2in) >= int(c.l.cfg.ReceiveMaximum) {
@@ -91,7 +91,7 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) error {
 			// so that the client sends it again.
 			return errors.New("publish failed; closing without PUBACK")
 		}
-		c.send(packets.AppendAck(nil, packets.PUBACK, p.PacketID, c.ackCode(code), c.version))
+		c.sendAck(packets.PUBACK, p.PacketID, code)
 	case 2:
 		if code == packets.UnspecifiedError && c.version != packets.V5 {
 			return errors.New("publish failed; closing without PUBREC")
@@ -101,10 +101,39 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) error {
 				c.qos2in = make(map[uint16]struct{})
 			}
 			c.qos2in[p.PacketID] = struct{}{}
+			c.saveQoS2()
 		}
-		c.send(packets.AppendAck(nil, packets.PUBREC, p.PacketID, c.ackCode(code), c.version))
+		c.sendAck(packets.PUBREC, p.PacketID, code)
 	}
 	return nil
+}
+
+// sendAck sends a PUBACK or PUBREC; MQTT 5 failures carry a Reason String
+// unless the client asked for no problem information.
+func (c *conn) sendAck(kind byte, id uint16, code byte) {
+	if code < 0x80 || c.version != packets.V5 || !c.problemInfo {
+		c.sendAckFast(kind, id, c.ackCode(code))
+		return
+	}
+	a := packets.Ack{Kind: kind, PacketID: id, ReasonCode: code}
+	a.Props.ReasonString = reasonText(code)
+	b, _ := a.Append(nil, c.version)
+	c.send(b)
+}
+
+// reasonText is the Reason String sent with a failure code.
+func reasonText(code byte) string {
+	switch code {
+	case packets.NotAuthorized:
+		return "not authorized"
+	case packets.QuotaExceeded:
+		return "quota exceeded"
+	case packets.TopicNameInvalid:
+		return "topic name not valid"
+	case packets.PayloadFormatInvalid:
+		return "payload is not valid UTF-8"
+	}
+	return "publish failed"
 }
 
 // ackCode is the reason code to put in a PUBACK or PUBREC: MQTT 3.1.1
@@ -170,15 +199,16 @@ func (c *conn) handleAck(kind byte, body []byte) error {
 			return nil
 		}
 		c.sess.Received(a.PacketID)
-		c.send(packets.AppendAck(nil, packets.PUBREL, a.PacketID, 0, c.version))
+		c.sendAckFast(packets.PUBREL, a.PacketID, 0)
 	case packets.PUBREL:
 		code := packets.Success
 		if _, ok := c.qos2in[a.PacketID]; ok {
 			delete(c.qos2in, a.PacketID)
+			c.saveQoS2()
 		} else {
 			code = packets.PacketIDNotFound
 		}
-		c.send(packets.AppendAck(nil, packets.PUBCOMP, a.PacketID, c.ackCode(code), c.version))
+		c.sendAckFast(packets.PUBCOMP, a.PacketID, c.ackCode(code))
 	case packets.PUBCOMP:
 		c.sess.Complete(a.PacketID)
 	}
@@ -263,4 +293,43 @@ func (c *conn) handleDisconnect(body []byte) error {
 		c.l.log.Debug("client sent DISCONNECT", "client", c.clientID, "reason_code", d.ReasonCode)
 	}
 	return errClientDisconnect
+}
+
+// qos2Tag marks this package's front-end state in a broker session: the
+// packet identifiers of inbound QoS 2 messages delivered but not yet
+// released (PUBREL). Kept with persistent sessions, it makes a PUBLISH
+// resent after a reconnect (or a restart, with a store) a duplicate, not a
+// second delivery.
+const qos2Tag = 'Q'
+
+// saveQoS2 stores the unreleased inbound QoS 2 identifiers with a
+// persistent session.
+func (c *conn) saveQoS2() {
+	if c.expiry0 {
+		return // the session ends with the connection
+	}
+	var b []byte
+	if len(c.qos2in) > 0 {
+		b = make([]byte, 1, 1+2*len(c.qos2in))
+		b[0] = qos2Tag
+		for id := range c.qos2in {
+			b = append(b, byte(id>>8), byte(id))
+		}
+	}
+	// Wait for durability: the PUBREC or PUBCOMP that follows depends on it.
+	if err := c.sess.SetFrontendState(b).Wait(); err != nil && !errors.Is(err, broker.ErrSessionClosed) {
+		c.l.log.Warn("cannot save QoS 2 state", "client", c.clientID, "err", err)
+	}
+}
+
+// loadQoS2 restores the identifiers saved by saveQoS2 when a session
+// resumes.
+func (c *conn) loadQoS2(b []byte) {
+	if len(b) < 3 || b[0] != qos2Tag {
+		return
+	}
+	c.qos2in = make(map[uint16]struct{}, len(b)/2)
+	for i := 1; i+1 < len(b); i += 2 {
+		c.qos2in[uint16(b[i])<<8|uint16(b[i+1])] = struct{}{}
+	}
 }

@@ -3,18 +3,26 @@
 // the codec in broker/packets, and attaches each client to the broker core
 // as a session whose Sink is the connection.
 //
-// Each connection has one reading goroutine; a writing goroutine exists
-// only while there is something to write. An idle plain-TCP connection
-// holds no read or write buffer: it waits for readability without one and
-// takes a buffer from a pool when data arrives.
+// A connection reads with one goroutine; a writing goroutine exists only
+// while there is something to write, and deliveries are encoded straight
+// into a bounded write buffer (Deliver never blocks: when the buffer is
+// full it refuses, the broker queues, and the connection resumes the
+// session once the buffer drains). Read and write buffers come from pools
+// and go back to them when a connection is idle. On Linux, a plain-TCP
+// client that has been idle for a second also gives up its goroutine: the
+// connection parks in a shared epoll set and a new goroutine picks it up
+// when data arrives, its keep alive runs out, or it is closed.
 //
 // Several listeners run side by side, each from its own Config:
 //
 //	g, err := listeners.Start(srv, logger,
 //		listeners.Config{Kind: "tcp", Addr: ":1883"},
+//		listeners.Config{Kind: "tls", Addr: ":8883", CertFile: "srv.pem", KeyFile: "srv.key",
+//			CAFile: "clients-ca.pem", RequireClientCert: true},
+//		listeners.Config{Kind: "ws", Addr: ":8080"}, // path /mqtt
 //		listeners.Config{Kind: "wss", Addr: ":8443", CertFile: "srv.pem", KeyFile: "srv.key"})
 //	...
-//	g.Close()
+//	g.Close() // stop accepting, DISCONNECT 0x8B to MQTT 5 clients, close all
 package listeners
 
 import (
@@ -32,6 +40,10 @@ import (
 
 	"github.com/sngate/sngate/broker"
 )
+
+// defaultParkAfter is how long a plain-TCP connection waits for input
+// with its goroutine before it parks.
+const defaultParkAfter = time.Second
 
 // ErrServerClosed is returned by Serve after Close.
 var ErrServerClosed = errors.New("listeners: listener closed")
@@ -54,14 +66,21 @@ type Listener struct {
 	serving bool
 	wg      sync.WaitGroup
 
+	// parkIdle lets idle plain-TCP connections give up their goroutine
+	// (tests turn it off to cover the other path).
+	parkIdle bool
+	// parkAfter is how long a connection stays idle before it parks.
+	parkAfter time.Duration
 	// now is the clock of message expiry; it must agree with the
 	// broker's clock (tests replace both).
 	now func() time.Time
 
 	open     atomic.Int64
+	parked   atomic.Int64
 	accepted atomic.Uint64
 	rejected atomic.Uint64
 	dropped  atomic.Uint64
+	deferred atomic.Uint64
 }
 
 // Stats are a listener's counters.
@@ -69,14 +88,18 @@ type Stats struct {
 	Name string
 	Kind string
 	Addr string
-	// Connections is the number of connections open now.
-	Connections int64
+	// Connections is the number of connections open now, and Parked
+	// how many of them are idle without a goroutine.
+	Connections, Parked int64
 	// Accepted counts connections accepted since start, Rejected those
 	// closed at once because MaxConnections was reached.
 	Accepted, Rejected uint64
 	// DroppedTooLarge counts deliveries not sent because they exceeded
 	// the client's Maximum Packet Size.
 	DroppedTooLarge uint64
+	// Deferred counts deliveries refused because a client's write buffer
+	// was full; the broker keeps them queued and offers them again.
+	Deferred uint64
 }
 
 // New checks cfg and prepares a listener for srv. logger may be nil
@@ -100,6 +123,8 @@ func New(cfg Config, srv *broker.Server, logger *slog.Logger) (*Listener, error)
 		pools: newPools(cfg.ReadBufferSize),
 		now:   time.Now,
 	}
+	l.parkIdle = idleWaitSupported && getParker() != nil
+	l.parkAfter = defaultParkAfter
 	l.debug = l.log.Enabled(context.Background(), slog.LevelDebug)
 	if cfg.secure() {
 		if l.tls, err = cfg.tlsConfig(); err != nil {
@@ -185,6 +210,9 @@ func (l *Listener) Serve() error {
 			return fmt.Errorf("listeners: %s: accept: %w", l.cfg.Name, err)
 		}
 		delay = 0
+		if l.tls != nil {
+			nc = tls.Server(nc, l.tls)
+		}
 		l.handle(nc, nil)
 	}
 }
@@ -278,8 +306,9 @@ func (l *Listener) Close() error {
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() Stats {
-	s := Stats{Name: l.cfg.Name, Kind: l.cfg.Kind, Connections: l.open.Load(),
-		Accepted: l.accepted.Load(), Rejected: l.rejected.Load(), DroppedTooLarge: l.dropped.Load()}
+	s := Stats{Name: l.cfg.Name, Kind: l.cfg.Kind, Connections: l.open.Load(), Parked: l.parked.Load(),
+		Accepted: l.accepted.Load(), Rejected: l.rejected.Load(), DroppedTooLarge: l.dropped.Load(),
+		Deferred: l.deferred.Load()}
 	if a := l.Addr(); a != nil {
 		s.Addr = a.String()
 	}

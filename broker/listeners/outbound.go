@@ -27,6 +27,7 @@ func (c *conn) Deliver(d broker.Delivery) bool {
 	}
 	if c.out != nil && len(c.out.b) >= c.l.cfg.OutboundBufferSize {
 		c.refused = true
+		c.l.deferred.Add(1)
 		c.kickLocked()
 		return false
 	}
@@ -56,12 +57,14 @@ func (c *conn) encodeLocked(d *broker.Delivery) bool {
 	var users [4]packets.UserProperty
 	var alias uint16
 	newAlias := false
+	var left time.Duration
+	if !m.Expiry.IsZero() {
+		if left = m.Expiry.Sub(c.l.now()); left <= 0 {
+			return false // expired on the way
+		}
+	}
 	if c.version == packets.V5 {
-		if !m.Expiry.IsZero() {
-			left := m.Expiry.Sub(c.l.now())
-			if left <= 0 {
-				return false
-			}
+		if left > 0 {
 			p.Props.MessageExpiry = uint32((left + time.Second - 1) / time.Second)
 		}
 		if mp := m.Props; mp != nil {
@@ -284,4 +287,5 @@ func (c *conn) closeNetLocked() {
 	c.netClosed = true
 	c.closing = true
 	_ = c.tr.Close()
+	c.wakeLocked()
 }

@@ -10,7 +10,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sngate/sngate/broker"
-	"github.com/sngate/sngate/broker/auth"
 	"github.com/sngate/sngate/broker/packets"
 )
 
@@ -120,7 +119,7 @@ func TestV3PersistentSession(t *testing.T) {
 
 func TestV3Auth(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := auth.HashPassword([]byte("secret"))
+	hash, err := fastHash("secret")
 	if err != nil {
 		t.Fatal(err)
 	}

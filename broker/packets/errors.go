@@ -108,13 +108,17 @@ func (e *Error) Is(target error) bool {
 }
 
 // Sentinel errors for errors.Is; decoding returns *Error values with the
-// same codes and a specific reason.
+// same codes and a specific reason. errors.Is matches by reason code.
 var (
-	ErrMalformed   = &Error{Code: MalformedPacket, Reason: "malformed packet"}
-	ErrProtocol    = &Error{Code: ProtocolError, Reason: "protocol error"}
-	ErrTooLarge    = &Error{Code: PacketTooLarge, Reason: "packet too large"}
-	ErrBadVersion  = &Error{Code: UnsupportedProtocolVersion, Reason: "unsupported protocol version"}
-	ErrBadProtocol = &Error{Code: UnsupportedProtocolVersion, Reason: "unknown protocol name"}
+	// ErrMalformed matches every Malformed Packet (0x81) error.
+	ErrMalformed = &Error{Code: MalformedPacket, Reason: "malformed packet"}
+	// ErrProtocol matches every Protocol Error (0x82).
+	ErrProtocol = &Error{Code: ProtocolError, Reason: "protocol error"}
+	// ErrTooLarge matches packets over the maximum size (0x95).
+	ErrTooLarge = &Error{Code: PacketTooLarge, Reason: "packet too large"}
+	// ErrBadVersion matches a CONNECT with an unknown protocol name or
+	// level (0x84); see Connect.Decode for telling them apart.
+	ErrBadVersion = &Error{Code: UnsupportedProtocolVersion, Reason: "unsupported protocol version"}
 )
 
 func malformed(format string, args ...any) *Error {
