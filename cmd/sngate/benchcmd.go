@@ -3,7 +3,6 @@ package main
 // sngate bench: the load generator (package bench) on the command line.
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -85,10 +84,7 @@ Help is --help: -h is the gateway host.`,
 					err = werr
 				}
 			}
-			if err != nil {
-				return fmt.Errorf("bench: %w", err)
-			}
-			return nil
+			return err
 		},
 	}
 	fs := cmd.Flags()

@@ -42,6 +42,7 @@ type run struct {
 	offered, received, dups   atomic.Uint64
 	finished, inflight        atomic.Int64
 	toClose, closed, tornDown atomic.Int64
+	entered                   [phaseStop + 1]atomic.Int64 // workers that entered each phase
 	workers                   []*worker
 	wg                        sync.WaitGroup
 	started                   bool
@@ -54,6 +55,14 @@ type run struct {
 func (r *run) now() int64 { return int64(time.Since(r.epoch)) }
 
 func (r *run) setPhase(p int32) { r.phase.Store(p) }
+
+// advance moves the workers to phase p and waits until each has entered
+// it, so nothing a worker does afterwards belongs to the previous phase.
+func (r *run) advance(ctx context.Context, p int32) {
+	r.setPhase(p)
+	n := int64(len(r.workers))
+	r.waitUntil(ctx, 2*time.Second, func() bool { return r.entered[p].Load() >= n })
+}
 
 // Run performs one benchmark run and returns its report. It is bounded by
 // cfg.Duration (the measured phase), cfg.SetupTimeout (the phases around

@@ -76,7 +76,7 @@ func (r *run) publishScenario(ctx context.Context, rep *Report) error {
 	ready := int64(rep.Ready)
 	r.waitUntil(ctx, cfg.Duration, func() bool { return r.finished.Load() >= ready })
 	win.t1 = r.now()
-	r.setPhase(phaseDrain)
+	r.advance(ctx, phaseDrain)
 	delivered := func() uint64 { return 0 }
 	switch {
 	case sub != nil:
@@ -164,7 +164,7 @@ func (r *run) subscribeScenario(ctx context.Context, rep *Report) error {
 	if perr != nil {
 		rep.Errors["MQTT publisher: "+perr.Error()]++
 	}
-	r.setPhase(phaseDrain)
+	r.advance(ctx, phaseDrain)
 	want := uint64(sent) * uint64(rep.Ready)
 	last := r.drain(ctx, r.received.Load, want, 500*time.Millisecond)
 	r.endWindow(ctx, p, &win)

@@ -200,6 +200,7 @@ func (w *worker) publishCounts() {
 func (w *worker) enter(ph int32) {
 	w.phase = ph
 	now := w.r.now()
+	defer w.r.entered[ph].Add(1)
 	switch ph {
 	case phaseSetup:
 		w.queue = append(w.queue[:0], w.clients...)
@@ -288,7 +289,7 @@ func (w *worker) readSock(s *sock, now int64) {
 	for rounds := 0; rounds < 8; rounds++ {
 		n, err := w.io.recv(s.fd)
 		if err != nil {
-			w.fail("receive error")
+			w.fail("receive error: " + err.Error())
 			return
 		}
 		for i := 0; i < n; i++ {
