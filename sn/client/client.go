@@ -7,7 +7,8 @@
 // time, as MQTT-SN 1.2 expects; each is retransmitted every RetryInterval,
 // with DUP set where the protocol has it, up to MaxRetries times. One
 // goroutine reads from the conn: it answers the gateway's REGISTER, PUBLISH
-// and PUBREL itself and queues incoming messages for Options.OnPublish.
+// and PUBREL itself and queues incoming messages for Options.OnPublish, at
+// most Options.MaxPending of them (see Stats for what a full queue costs).
 //
 //	c, err := client.Dial(ctx, "udp", "127.0.0.1:1884", client.Options{ClientID: "sensor-1"})
 //	if err != nil { ... }
@@ -136,7 +137,7 @@ func New(conn net.Conn, opts Options) *Client {
 		wbuf:   make([]byte, 0, 512),
 		epoch:  time.Now(),
 	}
-	c.inbox.init(o.OnPublish)
+	c.inbox.init(o.OnPublish, o.MaxPending)
 	c.readers.Add(2)
 	go c.readLoop()
 	go func() {

@@ -106,15 +106,15 @@ func (c *Client) signalActivity(w *pending) {
 	}
 }
 
-// handlePublish queues an incoming PUBLISH and acknowledges it.
+// handlePublish queues an incoming PUBLISH and acknowledges it. When the
+// inbox is full it drops a QoS 0 (or -1) message and leaves a QoS 1 or 2
+// message unacknowledged, for the gateway to retransmit; a QoS 2 message
+// is recorded as received (for duplicate detection until PUBREL) only once
+// it is queued.
 func (c *Client) handlePublish(m *sn.Publish) {
 	c.mu.Lock()
 	name, known := c.topics.name(m.TopicIDType, m.TopicID)
-	dupQoS2 := false
-	if known && m.QoS == sn.QoS2 {
-		dupQoS2 = c.qos2In[m.MsgID]
-		c.qos2In[m.MsgID] = true
-	}
+	dupQoS2 := known && m.QoS == sn.QoS2 && c.qos2In[m.MsgID]
 	c.mu.Unlock()
 
 	if !known {
@@ -123,7 +123,7 @@ func (c *Client) handlePublish(m *sn.Publish) {
 		return
 	}
 	if !dupQoS2 {
-		c.inbox.push(Message{
+		queued := c.inbox.push(Message{
 			Topic:       name,
 			TopicIDType: m.TopicIDType,
 			TopicID:     m.TopicID,
@@ -133,6 +133,14 @@ func (c *Client) handlePublish(m *sn.Publish) {
 			MsgID:       m.MsgID,
 			Payload:     append([]byte(nil), m.Data...),
 		})
+		if !queued {
+			return // counted by push; no acknowledgement
+		}
+		if m.QoS == sn.QoS2 {
+			c.mu.Lock()
+			c.qos2In[m.MsgID] = true
+			c.mu.Unlock()
+		}
 	}
 	switch m.QoS {
 	case sn.QoS1:
@@ -142,26 +150,57 @@ func (c *Client) handlePublish(m *sn.Publish) {
 	}
 }
 
-// inbox is the FIFO between the reader and OnPublish.
+// Stats counts what the Client did with incoming messages it could not
+// queue for OnPublish (see Options.MaxPending).
+type Stats struct {
+	// Pending is the number of messages waiting for OnPublish now.
+	Pending int
+	// Dropped counts QoS 0 and QoS -1 messages dropped because the queue
+	// was full. They are lost.
+	Dropped uint64
+	// Unacknowledged counts QoS 1 and 2 messages not queued, and so not
+	// acknowledged, because the queue was full. The gateway retransmits
+	// them; each refused transmission counts once.
+	Unacknowledged uint64
+}
+
+// Stats returns the counters of the Client's incoming message queue.
+func (c *Client) Stats() Stats { return c.inbox.stats() }
+
+// inbox is the FIFO between the reader and OnPublish, bounded by max.
 type inbox struct {
 	fn         func(Message)
+	max        int
 	mu         sync.Mutex
 	queue      []Message
 	pushed     uint64        // messages queued so far
 	delivered  uint64        // messages handed to fn so far
+	dropped    uint64        // QoS 0 and -1 messages refused (queue full)
+	unacked    uint64        // QoS 1 and 2 messages refused (queue full)
 	wake       chan struct{} // cap 1: the queue is non-empty
 	progress   chan struct{} // closed and replaced after each delivery
 	inCallback atomic.Bool
 }
 
-func (in *inbox) init(fn func(Message)) {
+func (in *inbox) init(fn func(Message), limit int) {
 	in.fn = fn
+	in.max = limit
 	in.wake = make(chan struct{}, 1)
 	in.progress = make(chan struct{})
 }
 
-func (in *inbox) push(m Message) {
+// push queues m, or counts it and reports false when the queue is full.
+func (in *inbox) push(m Message) bool {
 	in.mu.Lock()
+	if len(in.queue) >= in.max {
+		if m.QoS == sn.QoS1 || m.QoS == sn.QoS2 {
+			in.unacked++
+		} else {
+			in.dropped++
+		}
+		in.mu.Unlock()
+		return false
+	}
 	in.queue = append(in.queue, m)
 	in.pushed++
 	in.mu.Unlock()
@@ -169,6 +208,7 @@ func (in *inbox) push(m Message) {
 	case in.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // run delivers queued messages until done closes.
@@ -206,6 +246,13 @@ func (in *inbox) run(done <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// stats returns the queue's length and refusal counters.
+func (in *inbox) stats() Stats {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return Stats{Pending: len(in.queue), Dropped: in.dropped, Unacknowledged: in.unacked}
 }
 
 // counts returns how many messages were queued and delivered, and a

@@ -312,7 +312,8 @@ func (c *Client) disconnect(ctx context.Context, m *sn.Disconnect, next State) e
 // gateway flush the messages it buffered (answering REGISTER and PUBLISH
 // as they come), and returns at PINGRESP, after OnPublish has been called
 // for every message received before it. It returns how many PUBLISHes
-// arrived. The client is Asleep again afterwards. The retransmission timer
+// arrived and were queued for OnPublish (not those refused because the
+// queue was full: see Options.MaxPending and Stats). The client is Asleep again afterwards. The retransmission timer
 // restarts whenever a message arrives, so a long flush is not interrupted
 // by a retransmitted PINGREQ.
 func (c *Client) Wake(ctx context.Context) (int, error) {

@@ -12,6 +12,7 @@ const (
 	DefaultKeepAlive     = 60 * time.Second // DefaultKeepAlive is the CONNECT keep-alive when Options.KeepAlive is zero.
 	DefaultRetryInterval = 10 * time.Second // DefaultRetryInterval is T_RETRY when Options.RetryInterval is zero.
 	DefaultMaxRetries    = 3                // DefaultMaxRetries is N_RETRY when Options.MaxRetries is zero.
+	DefaultMaxPending    = 1024             // DefaultMaxPending is Options.MaxPending when it is zero.
 )
 
 // Options configures a Client. The zero value of every field selects a
@@ -49,6 +50,12 @@ type Options struct {
 	// client acknowledges a message when it has queued it for OnPublish.
 	// When nil, incoming messages are acknowledged and dropped.
 	OnPublish func(Message)
+	// MaxPending bounds the incoming messages waiting for OnPublish (not
+	// counting the one it is handling). When the queue is full, a QoS 0
+	// message is dropped, and a QoS 1 or 2 message is neither queued nor
+	// acknowledged (no PUBACK, no PUBREC), so the gateway retransmits it
+	// later; Stats counts both. Zero or negative means DefaultMaxPending.
+	MaxPending int
 	// MaxPacketSize bounds the datagrams the client reads. Zero means
 	// sn.MaxLength.
 	MaxPacketSize int
@@ -82,6 +89,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRetries < 0 {
 		o.MaxRetries = 0
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
 	}
 	if o.MaxPacketSize <= 0 {
 		o.MaxPacketSize = sn.MaxLength

@@ -98,6 +98,12 @@ type assoc struct {
 	once  sync.Once
 	rdl   *deadline.Deadline
 
+	// Where pion's read loop is (see settle). Guarded by rxMu.
+	pionBusy bool           // pion is processing a datagram peerConn.ReadFrom returned
+	busyFrom netip.AddrPort // its source
+	pionGen  uint64         // calls of peerConn.ReadFrom so far
+	pionSig  chan struct{}  // capacity 1: "pion called peerConn.ReadFrom"
+
 	// Used only by pion's read loop (netctx serialises its reads).
 	lastFrom netip.AddrPort
 	lastUDP  *net.UDPAddr
@@ -117,6 +123,7 @@ func newAssoc(l *Listener, id uint64, src netip.AddrPort) *assoc {
 		addr:     addrFromID(id),
 		remote:   src,
 		rxSig:    make(chan struct{}, 1),
+		pionSig:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		rdl:      deadline.New(),
 		lastFrom: src,
@@ -241,6 +248,7 @@ func (a *assoc) run() {
 			continue
 		}
 		errs = 0
+		a.settle()
 		select {
 		case l.in <- frame{b: bytes.Clone(buf[:n]), from: a.addr}:
 		case <-l.closed:
@@ -249,6 +257,56 @@ func (a *assoc) run() {
 		}
 	}
 	_ = a.conn.Close()
+}
+
+// settle returns once pion has finished with the record that carried the
+// frame Read just returned, so that the peer address pion writes to already
+// reflects it.
+//
+// pion moves an association with a Connection ID to the source of the
+// latest record it authenticates (RFC 9146, section 6), but only after it
+// has handed that record's plaintext to Read: without this wait, a reply
+// written as soon as ReadFrom returns the first record from a client's new
+// port could still go to the old one. The move stays pion's decision, so a
+// datagram that fails authentication or is a replay moves nothing.
+//
+// With a Connection ID, peerConn.ReadFrom gives pion one record at a time,
+// so a record yields at most one result for Read and pion, having filled
+// the one place of its result queue, always gets back to peerConn.ReadFrom
+// without waiting for Read: the wait ends.
+func (a *assoc) settle() {
+	if !a.cidUsed.Load() {
+		return // pion never moves the peer
+	}
+	a.rxMu.Lock()
+	busy, from, gen := a.pionBusy, a.busyFrom, a.pionGen
+	a.rxMu.Unlock()
+	if !busy {
+		return // pion is waiting for a datagram: every record is done
+	}
+	// Every record before the one pion is processing is done, and that one
+	// can move the peer only to its own source.
+	if ua, ok := a.conn.RemoteAddr().(*net.UDPAddr); ok {
+		ap := ua.AddrPort()
+		if netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) == from {
+			return
+		}
+	}
+	for {
+		select {
+		case <-a.pionSig:
+		case <-a.done:
+			return
+		case <-a.l.closed:
+			return
+		}
+		a.rxMu.Lock()
+		moved := a.pionGen != gen
+		a.rxMu.Unlock()
+		if moved {
+			return
+		}
+	}
 }
 
 func (a *assoc) isDone() bool {
@@ -287,18 +345,41 @@ type peerConn assoc
 // a client may send several in that window. So once pion's
 // ChangeCipherSpec has gone out, datagrams wait here until the handshake
 // is complete; pion needs none of them to get there.
+//
+// Once an association with a Connection ID is established, each call
+// returns one record of a datagram (pion reads records, not datagrams, so
+// this changes nothing for it), and records where pion's read loop is, for
+// assoc.settle.
 func (p *peerConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	a := (*assoc)(p)
+	a.rxMu.Lock()
+	a.pionBusy = false // pion finished whatever it read before
+	a.pionGen++
+	a.rxMu.Unlock()
+	select {
+	case a.pionSig <- struct{}{}:
+	default:
+	}
 	for {
 		hold := a.finSent.Load() && !a.up.Load()
 		a.rxMu.Lock()
 		if len(a.rxq) > 0 && !hold {
 			d := a.rxq[0]
-			a.rxq[0] = datagram{}
-			a.rxq = a.rxq[1:]
-			if len(a.rxq) == 0 {
-				a.rxq = nil
+			n := len(d.b)
+			if a.up.Load() && a.cidUsed.Load() {
+				n = firstRecordLen(d.b, a.l.cfg.cidLen)
 			}
+			if n < len(d.b) {
+				a.rxq[0].b = d.b[n:]
+				d.b = d.b[:n]
+			} else {
+				a.rxq[0] = datagram{}
+				a.rxq = a.rxq[1:]
+				if len(a.rxq) == 0 {
+					a.rxq = nil
+				}
+			}
+			a.pionBusy, a.busyFrom = true, d.from
 			a.rxMu.Unlock()
 			if d.from != a.lastFrom {
 				a.lastFrom, a.lastUDP = d.from, net.UDPAddrFromAddrPort(d.from)

@@ -8,7 +8,10 @@
 // Every association is one peer. The transport.Addr that ReadFrom returns
 // names the association, not the UDP endpoint: it stays the same when a
 // client that negotiated a Connection ID reappears from a new port, and a
-// new handshake always gets a new Addr. PeerIdentity (transport.Identifier)
+// new handshake always gets a new Addr. Such a move takes effect before
+// ReadFrom returns the first authenticated record from the new port, so a
+// reply to it goes to the new port; a datagram that fails authentication
+// or replays an old record moves nothing. PeerIdentity (transport.Identifier)
 // returns who authenticated on it.
 //
 // # Routing and denial of service

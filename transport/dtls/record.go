@@ -107,3 +107,23 @@ func recordCID(d []byte, cidLen int) ([]byte, bool) {
 	}
 	return d[11 : 11+cidLen], true
 }
+
+// firstRecordLen returns the length of the first record of datagram d, as
+// pion delimits records given its Connection ID length, or len(d) when d
+// holds only one record or its first record is not whole (pion then
+// discards the lot).
+func firstRecordLen(d []byte, cidLen int) int {
+	hdr, lenAt := recordHeaderLen, 11
+	if len(d) > 0 && d[0] == contentConnectionID && cidLen > 0 {
+		hdr += cidLen
+		lenAt += cidLen
+	}
+	if len(d) <= hdr {
+		return len(d)
+	}
+	n := hdr + (int(d[lenAt])<<8 | int(d[lenAt+1]))
+	if n > len(d) {
+		return len(d)
+	}
+	return n
+}

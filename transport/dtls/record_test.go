@@ -97,3 +97,50 @@ func FuzzRecords(f *testing.F) {
 		_, _, _, _ = plainHandshake(d)
 	})
 }
+
+func TestFirstRecordLen(t *testing.T) {
+	plain := func(body int) []byte { // epoch-0 record with a body of that length
+		b := make([]byte, recordHeaderLen+body)
+		b[0] = contentHandshake
+		b[11], b[12] = byte(body>>8), byte(body)
+		return b
+	}
+	cid := func(cidLen, body int) []byte {
+		b := make([]byte, recordHeaderLen+cidLen+body)
+		b[0] = contentConnectionID
+		b[11+cidLen], b[12+cidLen] = byte(body>>8), byte(body)
+		return b
+	}
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	for _, tc := range []struct {
+		name   string
+		d      []byte
+		cidLen int
+		want   int
+	}{
+		{"empty", nil, 8, 0},
+		{"short", []byte{contentConnectionID, 1, 2}, 8, 3},
+		{"header only", cid(8, 0), 8, recordHeaderLen + 8},
+		{"one plain", plain(10), 8, recordHeaderLen + 10},
+		{"two plain", cat(plain(10), plain(4)), 8, recordHeaderLen + 10},
+		{"two cid", cat(cid(8, 20), cid(8, 3)), 8, recordHeaderLen + 8 + 20},
+		{"cid then garbage", cat(cid(8, 20), []byte{1, 2}), 8, recordHeaderLen + 8 + 20},
+		{"cid without cid length", cat(cid(0, 20), plain(1)), 0, recordHeaderLen + 20},
+		{"truncated", cid(8, 20)[:30], 8, 30},
+		{"length beyond", func() []byte { b := cid(8, 4); b[19] = 0xff; return b }(), 8, recordHeaderLen + 8 + 4},
+	} {
+		if got := firstRecordLen(tc.d, tc.cidLen); got != tc.want {
+			t.Errorf("%s: firstRecordLen = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func FuzzFirstRecordLen(f *testing.F) {
+	f.Add([]byte{contentConnectionID, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0}, 8)
+	f.Fuzz(func(t *testing.T, d []byte, cidLen int) {
+		cidLen &= 0xff
+		if n := firstRecordLen(d, cidLen); n < 0 || n > len(d) || (len(d) > 0 && n == 0) {
+			t.Fatalf("firstRecordLen = %d for %d bytes", n, len(d))
+		}
+	})
+}
