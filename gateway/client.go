@@ -51,6 +51,9 @@ type outflight struct {
 	tt      sn.TopicIDType
 	name    string          // REGISTER topic
 	d       broker.Delivery // PUBLISH / PUBREL
+	sent    bool            // a link accepted it at least once
+	refused bool            // the link refused the last attempt (congestion)
+	early   bool            // resent on a link's TxFailure since the timer last fired
 }
 
 // connectState is the will dialogue between CONNECT and CONNACK.
@@ -95,6 +98,9 @@ type client struct {
 	hasQoS2 bool
 	removed bool
 	unbound atomic.Bool // another client took this client's address
+	// congestion is the client's own link congestion on links where it
+	// concerns one peer (radiolink.go): 0, or until<<2 | priority.
+	congestion uint64
 }
 
 // nextMsgID returns a message ID for a gateway REGISTER.

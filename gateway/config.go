@@ -86,7 +86,11 @@ type Config struct {
 	QoSMinus1Identity string
 
 	// Forwarders lists the addresses (ip or ip:port) allowed to send
-	// encapsulated frames. Empty allows any sender.
+	// encapsulated frames. Empty allows any sender. It applies to IP
+	// peers (and refuses forwarders on links that authenticate peers,
+	// whose addresses are not IP); senders on links without IP addresses,
+	// such as a serial bridge MCU or radio nodes, are always allowed
+	// unless DisableForwarders is set.
 	Forwarders []string
 	// DisableForwarders drops every encapsulated frame.
 	DisableForwarders bool

@@ -58,6 +58,10 @@ func (sh *shard) onConnect(ev *frameEv, m *sn.Connect) {
 		reject(sn.RejectedNotSupported, &g.stats.rejectIdentity, whyDowngrade, "bound_link", c.link.name)
 		return
 	}
+	if g.connectCongested(ev.link, c, &ev.key) { // radiolink.go
+		reject(sn.RejectedCongestion, &g.stats.rejectCongestion, "link congested")
+		return
+	}
 	src := sourceOf(&ev.key)
 	if c == nil {
 		if g.stats.clients.Load() >= int64(g.cfg.MaxClients) {
@@ -233,6 +237,7 @@ func (sh *shard) attach(c *client, clean bool, keepAlive uint16, will *broker.Wi
 	}
 	if present {
 		g.log.Debug("session resumed", "client", c.id)
+		sh.restoreTopics(c)
 	}
 	sess.Resume()
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"github.com/sngate/sngate/broker"
 	"github.com/sngate/sngate/sn"
+	"github.com/sngate/sngate/transport"
 )
 
 // onDeliver takes a broker delivery for one of the shard's clients.
@@ -51,7 +52,7 @@ func (sh *shard) pump(c *client) {
 	for len(c.hold) > 0 && c.state.receiving() && !c.removed {
 		d := &c.hold[0]
 		if d.Release {
-			if c.out != nil {
+			if c.out != nil || sh.holdForCongestion(c, transport.PriorityDelivery) {
 				break
 			}
 			sh.startOut(c, &outflight{kind: outPubrel, msgID: d.PacketID, d: *d})
@@ -60,7 +61,7 @@ func (sh *shard) pump(c *client) {
 		}
 		tt, id, ok := sh.topicFor(c, d.Msg.Topic)
 		if !ok {
-			if c.out != nil {
+			if c.out != nil || sh.holdForCongestion(c, transport.PriorityRegister) {
 				break
 			}
 			sh.register(c, d.Msg.Topic)
@@ -69,11 +70,13 @@ func (sh *shard) pump(c *client) {
 			}
 			break
 		}
-		if d.QoS > 0 && c.out != nil {
+		if (d.QoS > 0 && c.out != nil) || sh.holdForCongestion(c, transport.PriorityDelivery) {
 			break
 		}
 		if d.QoS == 0 {
+			start := len(sh.out)
 			sh.publish(c, d, tt, id, false)
+			sh.tagQoS0(c, d, start)
 		} else {
 			sh.startOut(c, &outflight{kind: outPublish, msgID: d.PacketID, topicID: id, tt: tt, d: *d})
 		}
@@ -134,8 +137,10 @@ func (sh *shard) startOut(c *client, o *outflight) {
 }
 
 // sendOut (re)sends the outstanding request; dup marks a retransmission.
+// The retry timer is max(RetryInterval, the link's advice for the frame).
 func (sh *shard) sendOut(c *client, dup bool) {
 	o := c.out
+	start := len(sh.out)
 	switch o.kind {
 	case outRegister:
 		sh.send(c, &sn.Register{TopicID: o.topicID, MsgID: o.msgID, TopicName: []byte(o.name)})
@@ -148,7 +153,8 @@ func (sh *shard) sendOut(c *client, dup bool) {
 	case outWillMsgReq:
 		sh.send(c, &sn.WillMsgReq{})
 	}
-	sh.timers.set(&c.retry, sh.g.now()+int64(sh.g.cfg.RetryInterval))
+	sh.tagRequest(c, o, start)
+	sh.timers.set(&c.retry, sh.g.now()+int64(sh.g.retryAfter(c.link, len(sh.out)-start)))
 }
 
 // clearOut ends the outstanding request.

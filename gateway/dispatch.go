@@ -92,6 +92,7 @@ func (sh *shard) onFrame(ev *frameEv) {
 	default:
 		g.stats.unexpected.Add(1)
 	}
+	sh.noteTopics(c)
 	if c.state == StateAwake {
 		sh.check = append(sh.check, c)
 	}
@@ -308,11 +309,16 @@ func (sh *shard) onSupervise(c *client, now int64) {
 func (sh *shard) onRetry(c *client) {
 	o := c.out
 	if o == nil {
+		sh.pump(c) // deliveries held while the link was congested
 		return
 	}
 	if c.state == StateAsleep {
 		return // resent when the client wakes
 	}
+	if sh.retryCongested(c) {
+		return
+	}
+	o.early = false
 	if o.retries >= sh.g.cfg.MaxRetries {
 		if c.state == StateConnecting {
 			sh.transition(c, EvRetriesExhausted, "no answer to the will prompts")

@@ -58,6 +58,7 @@ type linkState struct {
 	allow func(identity, clientID string) bool
 	prio  transport.PriorityWriter
 	batch batchWriter
+	fb    *linkFeedback // delivery failures, retry advice, congestion (radiolink.go)
 
 	mu   sync.RWMutex
 	bind map[peerKey]*client
@@ -132,6 +133,7 @@ func New(cfg Config, srv *broker.Server, links ...transport.Link) (*Gateway, err
 		ls.ident, _ = l.(transport.Identifier)
 		ls.prio, _ = l.(transport.PriorityWriter)
 		ls.batch, _ = l.(batchWriter)
+		ls.fb = newLinkFeedback(l)
 		if ls.ident != nil {
 			ls.allow = pol.identityAllows
 		}
@@ -205,6 +207,7 @@ func (g *Gateway) Serve() error {
 		g.wg.Add(1)
 		go g.readLoop(ls)
 	}
+	g.startLinkFeedback()
 	if g.cfg.AdvertiseInterval > 0 {
 		g.wg.Add(1)
 		go g.advertiseLoop()
@@ -305,8 +308,10 @@ func (g *Gateway) route(ls *linkState, from transport.Addr, frame []byte, p *sn.
 			g.stats.rejectForwarder.Add(1)
 			return
 		}
+		// The Forwarders list names IP peers; senders on links without IP
+		// addresses (a serial bridge, radio nodes) are not subject to it.
 		ap, ok := from.AddrPort()
-		if !g.pol.forwarderAllowed(ap, ok) {
+		if (ok || ls.ident != nil) && !g.pol.forwarderAllowed(ap, ok) {
 			g.stats.rejectForwarder.Add(1)
 			g.log.Debug("encapsulated frame from a forwarder not allowed", "link", ls.name, "from", from)
 			return

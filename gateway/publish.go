@@ -46,6 +46,10 @@ func (sh *shard) onPublish(c *client, m *sn.Publish) {
 		sh.send(c, &sn.Pubrec{MsgID: m.MsgID}) // duplicate: already published
 		return
 	}
+	if (m.QoS == sn.QoS1 || m.QoS == sn.QoS2) && sh.rejectCongested(c.link, c) { // radiolink.go
+		sh.send(c, &sn.Puback{TopicID: m.TopicID, MsgID: m.MsgID, ReturnCode: sn.RejectedCongestion})
+		return
+	}
 	topic, ok := sh.resolve(c, m.TopicIDType, m.TopicID)
 	if !ok {
 		g.stats.rejectTopicID.Add(1)

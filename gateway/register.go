@@ -25,7 +25,8 @@ type registry struct {
 	byName map[string]int
 	byID   map[uint16]int
 	next   uint16
-	cycle  int // next gateway entry to recycle
+	cycle  int  // next gateway entry to recycle
+	dirty  bool // a client registration was added since the last save (persist.go)
 }
 
 func (r *registry) find(name string) int {
@@ -101,6 +102,7 @@ func (r *registry) add(name string, gw, pending bool, max int) (id uint16, recyc
 	}
 	id = r.allocID()
 	r.e = append(r.e, topicEntry{name: name, id: id, pending: pending, gw: gw})
+	r.dirty = r.dirty || !gw
 	if r.byName != nil {
 		r.byName[name] = len(r.e) - 1
 		r.byID[id] = len(r.e) - 1
@@ -167,6 +169,8 @@ func (sh *shard) onRegister(c *client, m *sn.Register) {
 	var id uint16
 	name := string(m.TopicName) // one allocation per new registration
 	switch {
+	case sh.rejectCongested(c.link, c): // radiolink.go
+		rc = sn.RejectedCongestion
 	case hasWildcard(name):
 		rc = sn.RejectedNotSupported
 	default:

@@ -38,6 +38,12 @@ type outFrame struct {
 	to         transport.Addr
 	start, end int
 	prio       transport.Priority
+	// For the write's outcome (radiolink.go): the client the frame is
+	// for, if any, and its outstanding request o or a QoS 0 delivery
+	// kept in q0.
+	c  *client
+	o  *outflight
+	q0 int32 // 1 + index in shard.q0; 0 for none
 }
 
 // batchMax is how many inbox events a shard handles before it writes
@@ -70,7 +76,11 @@ type shard struct {
 	out     []byte
 	outq    []outFrame
 	dgrams  []udp.Datagram
-	check   []*client // awake clients to test for a finished flush
+	check   []*client         // awake clients to test for a finished flush
+	txfail  chan txFailEv     // link delivery failures (radiolink.go)
+	q0      []broker.Delivery // QoS 0 deliveries of this flush on metered links
+	requeue []requeued        // of those, the ones a congested link refused
+	dirty   []*client         // clients whose topic IDs must be saved (persist.go)
 }
 
 func newShard(g *Gateway, idx int) *shard {
@@ -86,6 +96,7 @@ func newShard(g *Gateway, idx int) *shard {
 		clients:    make(map[string]*client),
 		shorts:     make(map[uint16]string),
 		timerAt:    -1,
+		txfail:     make(chan txFailEv, 256),
 	}
 	sh.timer = time.NewTimer(time.Hour)
 	sh.timer.Stop()
@@ -164,6 +175,8 @@ func (sh *shard) run() {
 		case <-sh.timer.C:
 			sh.timerAt = -1
 			sh.fireTimers()
+		case ev := <-sh.txfail:
+			sh.onTxFailure(&ev)
 		case <-sh.g.done:
 			sh.shutdown()
 			return
@@ -195,6 +208,7 @@ func (sh *shard) afterBatch() {
 		sh.maybeFlushed(c)
 	}
 	sh.check = sh.check[:0]
+	sh.saveTopics() // before the REGACKs and SUBACKs that announce the IDs go out
 	sh.flush()
 	sh.armTimer()
 }
@@ -274,7 +288,11 @@ func (sh *shard) send(c *client, m sn.Message) {
 		sh.g.stats.droppedDeliveries.Add(1)
 		return
 	}
+	n := len(sh.outq)
 	sh.sendTo(c.link, &c.key, c.whole, m)
+	if len(sh.outq) > n {
+		sh.outq[n].c = c // for the write's outcome (radiolink.go)
+	}
 }
 
 // sendTo encodes m for a peer, encapsulated when the peer is behind a
@@ -360,7 +378,9 @@ func (sh *shard) flush() {
 	for i := range sh.dgrams {
 		sh.dgrams[i] = udp.Datagram{}
 	}
+	clear(sh.outq)
 	sh.outq = sh.outq[:0]
+	sh.afterFlush()
 	if cap(sh.out) > 1<<20 {
 		sh.out = nil
 	} else {
@@ -369,6 +389,9 @@ func (sh *shard) flush() {
 }
 
 func (sh *shard) write(f *outFrame) {
+	if sh.heldBack(f) { // radiolink.go
+		return
+	}
 	var err error
 	p := sh.out[f.start:f.end]
 	if f.link.prio != nil {
@@ -378,8 +401,10 @@ func (sh *shard) write(f *outFrame) {
 	}
 	if err != nil {
 		sh.writeErr(f.link, f.to, err)
+		sh.refused(f, err)
 		return
 	}
+	sh.wrote(f)
 	sh.g.stats.framesOut.Add(1)
 }
 

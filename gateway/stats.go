@@ -20,6 +20,12 @@ type Stats struct {
 	WriteErrors   uint64 // link write failures
 	LinkCongested uint64 // writes refused by a metered link
 
+	// Radio links (radiolink.go).
+	RejectCongestion   uint64 // CONNACK/REGACK/PUBACK/SUBACK "rejected: congestion" because the client's link was congested
+	CongestionDeferred uint64 // gateway requests and deliveries held back or requeued because their link was congested
+	TxFailures         uint64 // delivery failures reported by links (transport.DeliveryNotifier)
+	TxFailureResends   uint64 // outstanding requests retransmitted early because of a TxFailure
+
 	// Client lifecycle.
 	Connects     uint64 // CONNACK accepted
 	Disconnects  uint64 // clean DISCONNECT
@@ -68,6 +74,8 @@ type counters struct {
 
 	framesIn, framesOut, publishIn, publishOut, qosMinus1In, retransmits, writeErrors, linkCongested atomic.Uint64
 
+	rejectCongestion, congestionDeferred, txFailures, txFailureResends atomic.Uint64
+
 	connects, disconnects, lost, sleeps, wakes, rebinds, takeovers, registers, subscribes, unsubscribes atomic.Uint64
 
 	malformed, inboxFull, unknownClient, rejectMaxClients, rejectRate, rejectClientID, rejectAllowList,
@@ -91,6 +99,10 @@ func (g *Gateway) Stats() Stats {
 		Retransmits:         c.retransmits.Load(),
 		WriteErrors:         c.writeErrors.Load(),
 		LinkCongested:       c.linkCongested.Load(),
+		RejectCongestion:    c.rejectCongestion.Load(),
+		CongestionDeferred:  c.congestionDeferred.Load(),
+		TxFailures:          c.txFailures.Load(),
+		TxFailureResends:    c.txFailureResends.Load(),
 		Connects:            c.connects.Load(),
 		Disconnects:         c.disconnects.Load(),
 		Lost:                c.lost.Load(),

@@ -34,6 +34,10 @@ func (sh *shard) onSubscribe(c *client, m *sn.Subscribe) {
 		}
 		sh.send(c, &sn.Suback{QoS: q, TopicID: topicID, MsgID: m.MsgID, ReturnCode: rc})
 	}
+	if sh.rejectCongested(c.link, c) { // radiolink.go
+		reply(sn.RejectedCongestion, 0)
+		return
+	}
 	switch m.TopicIDType {
 	case sn.TopicIDNormal:
 		filter, topicID = string(m.TopicName), 0

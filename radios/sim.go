@@ -32,6 +32,10 @@ type SimConfig struct {
 	LoRa LoRaParams
 	// DutyCycle limits each endpoint's airtime (e.g. 0.01); 0 = none.
 	DutyCycle float64
+	// NodeDutyCycle, when non-zero, replaces DutyCycle for the nodes, so
+	// tests can meter the gateway alone: negative means the nodes are
+	// not limited.
+	NodeDutyCycle float64
 	// Budget tunes the duty-cycle ledger (window, shares).
 	Budget BudgetConfig
 	// QueueLen bounds each endpoint's receive queue; default 256.
@@ -120,8 +124,12 @@ func NewSimMedium(cfg SimConfig) *SimMedium {
 
 func (m *SimMedium) newEndpoint(id uint16) *SimEndpoint {
 	e := &SimEndpoint{m: m, id: id, rx: make(chan SimFrame, m.cfg.QueueLen), done: make(chan struct{})}
-	if m.cfg.DutyCycle > 0 {
-		e.budget = NewBudget(SubBand{Name: "sim", DutyCycle: m.cfg.DutyCycle}, m.cfg.Budget)
+	duty := m.cfg.DutyCycle
+	if id != SimGateway && m.cfg.NodeDutyCycle != 0 {
+		duty = m.cfg.NodeDutyCycle
+	}
+	if duty > 0 {
+		e.budget = NewBudget(SubBand{Name: "sim", DutyCycle: duty}, m.cfg.Budget)
 	}
 	return e
 }
@@ -199,16 +207,19 @@ func (m *SimMedium) deliverLoop() {
 	}
 }
 
-func (m *SimMedium) enqueue(to *SimEndpoint, f SimFrame) {
+// enqueue queues f at to and reports whether it fitted.
+func (m *SimMedium) enqueue(to *SimEndpoint, f SimFrame) bool {
 	select {
 	case to.rx <- f:
 		m.mu.Lock()
 		m.stats.Delivered++
 		m.mu.Unlock()
+		return true
 	default:
 		m.mu.Lock()
 		m.stats.Dropped++
 		m.mu.Unlock()
+		return false
 	}
 }
 
@@ -232,21 +243,37 @@ func (e *SimEndpoint) Airtime(n int) time.Duration {
 // NodeBroadcast, a node sends to SimGateway. It fails with
 // ErrFrameTooLarge, ErrDutyCycle or ErrSimClosed.
 func (e *SimEndpoint) Send(to uint16, p []byte, prio Priority) error {
+	_, err := e.send(to, p, prio)
+	return err
+}
+
+// SendAcked is Send that also reports whether the frame reached its
+// receiver, as a radio with link-layer acknowledgements (XBee) learns:
+// false when a unicast was lost to the loss rate or dropped at the
+// receiver's full queue (without latency). A broadcast counts as acked
+// when any node got it.
+func (e *SimEndpoint) SendAcked(to uint16, p []byte, prio Priority) (bool, error) {
+	n, err := e.send(to, p, prio)
+	return n > 0, err
+}
+
+// send is Send, returning the number of receivers that got the frame.
+func (e *SimEndpoint) send(to uint16, p []byte, prio Priority) (int, error) {
 	m := e.m
 	if len(p) > m.cfg.MTU {
 		m.count(func(s *SimStats) { s.Refused++ })
-		return fmt.Errorf("%w: %d bytes, MTU %d", ErrFrameTooLarge, len(p), m.cfg.MTU)
+		return 0, fmt.Errorf("%w: %d bytes, MTU %d", ErrFrameTooLarge, len(p), m.cfg.MTU)
 	}
 	if e.budget != nil {
 		if err := e.budget.Reserve(e.Airtime(len(p)), prio, m.cfg.Now()); err != nil {
 			m.count(func(s *SimStats) { s.Refused++ })
-			return err
+			return 0, err
 		}
 	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return ErrSimClosed
+		return 0, ErrSimClosed
 	}
 	var targets []*SimEndpoint
 	switch {
@@ -254,7 +281,7 @@ func (e *SimEndpoint) Send(to uint16, p []byte, prio Priority) error {
 		if to != SimGateway {
 			m.stats.Refused++
 			m.mu.Unlock()
-			return fmt.Errorf("radios: simulated node 0x%04X can only reach the gateway", e.id)
+			return 0, fmt.Errorf("radios: simulated node 0x%04X can only reach the gateway", e.id)
 		}
 		targets = []*SimEndpoint{m.gw}
 	case to == NodeBroadcast:
@@ -268,7 +295,7 @@ func (e *SimEndpoint) Send(to uint16, p []byte, prio Priority) error {
 		if n == nil {
 			m.stats.Refused++
 			m.mu.Unlock()
-			return fmt.Errorf("radios: simulated node 0x%04X unknown", to)
+			return 0, fmt.Errorf("radios: simulated node 0x%04X unknown", to)
 		}
 		targets = []*SimEndpoint{n}
 	}
@@ -283,22 +310,26 @@ func (e *SimEndpoint) Send(to uint16, p []byte, prio Priority) error {
 	}
 	m.mu.Unlock()
 	if len(keep) == 0 {
-		return nil
+		return 0, nil
 	}
 	data := append([]byte(nil), p...)
+	got := 0
 	for _, t := range keep {
 		f := SimFrame{From: e.id, Data: data}
 		if m.pending == nil {
-			m.enqueue(t, f)
+			if m.enqueue(t, f) {
+				got++
+			}
 			continue
 		}
 		select {
 		case m.pending <- simDelivery{at: time.Now().Add(m.cfg.Latency), to: t, frm: f}:
+			got++
 		default:
 			m.count(func(s *SimStats) { s.Dropped++ })
 		}
 	}
-	return nil
+	return got, nil
 }
 
 func (m *SimMedium) count(f func(*SimStats)) {

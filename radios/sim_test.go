@@ -134,3 +134,39 @@ func BenchmarkSimMediumUplink(b *testing.B) {
 		}
 	}
 }
+
+// SendAcked tells whether a frame reached its receiver; NodeDutyCycle
+// meters the gateway alone.
+func TestSimMediumSendAckedAndNodeDutyCycle(t *testing.T) {
+	m := NewSimMedium(SimConfig{Seed: 7, LossRate: 0.5, DutyCycle: 0.01, NodeDutyCycle: -1,
+		LoRa: LoRaParams{SF: 7, BandwidthHz: 125000}, QueueLen: 1000})
+	defer m.Close()
+	n, _ := m.Node(3)
+	if m.Gateway().Budget() == nil || n.Budget() != nil {
+		t.Fatal("NodeDutyCycle -1: only the gateway has a budget")
+	}
+	var acked, lost int
+	for range 100 {
+		ok, err := m.Gateway().SendAcked(3, []byte{2, 0x16}, PriorityAck)
+		if errors.Is(err, ErrDutyCycle) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			acked++
+		} else {
+			lost++
+		}
+	}
+	if st := m.Stats(); uint64(acked) != st.Delivered || uint64(lost) != st.Lost || acked == 0 || lost == 0 {
+		t.Errorf("acked %d lost %d, stats %+v", acked, lost, st)
+	}
+	m2 := NewSimMedium(SimConfig{DutyCycle: 0.01, NodeDutyCycle: 0.1})
+	defer m2.Close()
+	n2, _ := m2.Node(1)
+	if n2.Budget().Limit() != 10*m2.Gateway().Budget().Limit() {
+		t.Errorf("node budget %v, gateway %v", n2.Budget().Limit(), m2.Gateway().Budget().Limit())
+	}
+}

@@ -15,28 +15,59 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sngate/sngate/radios"
 	"github.com/sngate/sngate/transport"
 )
 
-// Link is the gateway side of a simulated medium as a transport.Link and
-// transport.PriorityWriter. Addresses are 2-byte big-endian node IDs.
+// Link is the gateway side of a simulated medium as a transport.Link, a
+// transport.PriorityWriter, a transport.RetryAdvisor (retry intervals grow
+// with airtime and the duty cycle, as on a serial LoRa modem) and a
+// transport.DeliveryNotifier (with Options.ReportLoss, unicasts lost on
+// the medium are reported, as an XBee reports a failed Transmit Status).
+// Addresses are 2-byte big-endian node IDs.
 type Link struct {
-	m    *radios.SimMedium
-	ep   *radios.SimEndpoint
-	name string
+	m        *radios.SimMedium
+	ep       *radios.SimEndpoint
+	name     string
+	report   bool
+	failures chan transport.TxFailure
+	unread   atomic.Uint64
 }
 
 var (
-	_ transport.Link           = (*Link)(nil)
-	_ transport.PriorityWriter = (*Link)(nil)
+	_ transport.Link             = (*Link)(nil)
+	_ transport.PriorityWriter   = (*Link)(nil)
+	_ transport.RetryAdvisor     = (*Link)(nil)
+	_ transport.DeliveryNotifier = (*Link)(nil)
 )
 
+// Options tune a Link. The zero value is New's behaviour.
+type Options struct {
+	// Name labels the link; default "sim".
+	Name string
+	// ReportLoss reports every unicast the medium loses on TxFailures.
+	ReportLoss bool
+	// FailureQueue bounds the unread TxFailures; default 64. Failures
+	// beyond it are dropped and counted (DroppedFailures).
+	FailureQueue int
+}
+
 // New returns the Link over m's gateway endpoint.
-func New(m *radios.SimMedium) *Link {
-	return &Link{m: m, ep: m.Gateway(), name: "sim"}
+func New(m *radios.SimMedium) *Link { return NewWithOptions(m, Options{}) }
+
+// NewWithOptions returns the Link over m's gateway endpoint, tuned by o.
+func NewWithOptions(m *radios.SimMedium, o Options) *Link {
+	if o.Name == "" {
+		o.Name = "sim"
+	}
+	if o.FailureQueue <= 0 {
+		o.FailureQueue = 64
+	}
+	return &Link{m: m, ep: m.Gateway(), name: o.Name, report: o.ReportLoss,
+		failures: make(chan transport.TxFailure, o.FailureQueue)}
 }
 
 // Addr returns the transport address of simulated node id.
@@ -79,7 +110,40 @@ func (l *Link) WriteToPriority(p []byte, to transport.Addr, prio transport.Prior
 	if !ok || id == radios.SimGateway {
 		return fmt.Errorf("simradio: bad node address %s", to)
 	}
-	return mapErr(l.ep.Send(id, p, radios.Priority(prio)))
+	if !l.report {
+		return mapErr(l.ep.Send(id, p, radios.Priority(prio)))
+	}
+	acked, err := l.ep.SendAcked(id, p, radios.Priority(prio))
+	if err == nil && !acked {
+		select {
+		case l.failures <- transport.TxFailure{To: to, Err: ErrLost}:
+		default:
+			l.unread.Add(1)
+		}
+	}
+	return mapErr(err)
+}
+
+// ErrLost is the TxFailure.Err of a unicast lost on the medium.
+var ErrLost = errors.New("simradio: frame lost on the medium")
+
+// TxFailures delivers the unicasts lost on the medium when the Link was
+// made with Options.ReportLoss (never otherwise).
+func (l *Link) TxFailures() <-chan transport.TxFailure { return l.failures }
+
+// DroppedFailures counts the failures dropped because nobody read
+// TxFailures.
+func (l *Link) DroppedFailures() uint64 { return l.unread.Load() }
+
+// RetryInterval suggests a retransmission timer for an n-byte request:
+// the duty-cycle ledger's advice (radios.Budget.RetryInterval) when the
+// medium has a duty cycle, else 0 (the gateway's own T_RETRY applies).
+func (l *Link) RetryInterval(n int) time.Duration {
+	b := l.ep.Budget()
+	if b == nil {
+		return 0
+	}
+	return b.RetryInterval(l.ep.Airtime(n), l.m.Config().Now())
 }
 
 // Broadcast sends a frame to every node at ADVERTISE priority.
@@ -90,7 +154,7 @@ func (l *Link) Broadcast(p []byte) error {
 // MTU returns the medium's MTU.
 func (l *Link) MTU() int { return l.m.Config().MTU }
 
-// Name returns "sim".
+// Name returns the link's label (Options.Name, default "sim").
 func (l *Link) Name() string { return l.name }
 
 // Close closes the gateway endpoint; ReadFrom returns ErrClosed.
@@ -98,6 +162,10 @@ func (l *Link) Close() error {
 	l.ep.Close()
 	return nil
 }
+
+// SharedAirtime reports true: every downlink is charged to the gateway
+// endpoint's one duty-cycle budget, so a refusal concerns every node.
+func (l *Link) SharedAirtime() bool { return true }
 
 // Airtime returns the time on air of an n-byte frame.
 func (l *Link) Airtime(n int) time.Duration { return l.ep.Airtime(n) }

@@ -99,3 +99,36 @@ func BenchmarkSimLinkLossy(b *testing.B) {
 	st := m.Stats()
 	b.ReportMetric(float64(st.Lost)/float64(st.Sent)*100, "%lost")
 }
+
+// With ReportLoss, unicasts lost on the medium come back as TxFailures;
+// RetryInterval follows the duty-cycle ledger.
+func TestLinkReportLossAndRetryAdvice(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := radios.NewSimMedium(radios.SimConfig{Seed: 5, LossRate: 0.5, DutyCycle: 0.01,
+		LoRa: radios.LoRaParams{SF: 7, BandwidthHz: 125000}, Now: func() time.Time { return now }})
+	defer m.Close()
+	l := NewWithOptions(m, Options{Name: "sim-lossy", ReportLoss: true, FailureQueue: 4})
+	node, _ := m.Node(2)
+	for range 20 {
+		if err := l.WriteToPriority([]byte{3, 5, 0}, Addr(2), transport.PriorityAck); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := len(node.C())
+	lost := 20 - got
+	if lost == 0 || len(l.TxFailures()) != min(lost, 4) || l.DroppedFailures() != uint64(max(lost-4, 0)) {
+		t.Fatalf("lost %d, failures %d, dropped %d", lost, len(l.TxFailures()), l.DroppedFailures())
+	}
+	if f := <-l.TxFailures(); f.To != Addr(2) || !errors.Is(f.Err, ErrLost) {
+		t.Errorf("%+v", f)
+	}
+	// At 1 %, the advice is MinRetry plus 100 times the airtime.
+	if r, want := l.RetryInterval(10), 10*time.Second+100*l.Airtime(10); r != want || l.Name() != "sim-lossy" {
+		t.Errorf("retry %v, want %v", r, want)
+	}
+	plain := radios.NewSimMedium(radios.SimConfig{})
+	defer plain.Close()
+	if New(plain).RetryInterval(10) != 0 {
+		t.Error("advice without a duty cycle")
+	}
+}

@@ -359,6 +359,12 @@ func (l *Link) RetryInterval(n int) time.Duration {
 	return l.budget.RetryInterval(l.Airtime(n), l.cfg.Now())
 }
 
+// SharedAirtime reports true: the link is one radio (or bridge) with one
+// transmit queue and, on rn2483/rak, one airtime budget, so a write
+// refused with transport.ErrCongested means every peer must wait. The
+// gateway then holds deliveries and answers "congestion" link-wide.
+func (l *Link) SharedAirtime() bool { return true }
+
 // Stats returns the link counters.
 func (l *Link) Stats() Stats {
 	return Stats{
@@ -376,5 +382,9 @@ func (l *Link) Stats() Stats {
 	}
 }
 
-// The serial link reports delivery failures to the gateway.
-var _ transport.DeliveryNotifier = (*Link)(nil)
+// The serial link reports delivery failures to the gateway and advises
+// its retransmission timers.
+var (
+	_ transport.DeliveryNotifier = (*Link)(nil)
+	_ transport.RetryAdvisor     = (*Link)(nil)
+)
