@@ -10,11 +10,30 @@ import "slices"
 // queue it and leave; the draining goroutine delivers it before it stops.
 // This keeps the delivery order and lets Deliver run with no lock held.
 
-// persistBatch collects the store changes of one publish, and the
-// messages whose delivery waits for them to be durable.
+// persistBatch follows the store changes staged by one publish (or
+// subscribe): the last commit to wait for, and the messages whose
+// delivery waits for it.
 type persistBatch struct {
-	changes []Change
+	last    Commit
 	waiting []waitingMsg
+}
+
+// add records that c (nil: nothing staged) holds changes of the batch.
+// Stores commit in staging order, so waiting for the last one is enough.
+func (pb *persistBatch) add(c Commit) {
+	if c != nil {
+		pb.last = c
+	}
+}
+
+// finish waits until the batch is durable, then releases its messages.
+func (pb *persistBatch) finish(srv *Server) error {
+	if pb.last == nil {
+		return nil
+	}
+	err := srv.wait(pb.last)
+	pb.synced()
+	return err
 }
 
 // waitingMsg is a queued message of session s (store key seq) that waits
@@ -68,7 +87,7 @@ func (s *session) offer(m *Message, t *target, pb *persistBatch) {
 		it.seq = s.ps.msgSeq
 		it.unsynced = true
 		if s.enqueueLocked(it) {
-			pb.changes = append(pb.changes, Change{Kind: PutMessage, ClientID: s.id, Message: it.stored()})
+			pb.add(s.stageLocked(Change{Kind: PutMessage, ClientID: s.id, Message: it.stored()}))
 			pb.waiting = append(pb.waiting, waitingMsg{s: s, seq: it.seq})
 		}
 		s.mu.Unlock()
@@ -144,6 +163,9 @@ func (s *session) nextLocked(first *qitem, d *Delivery, item *qitem) bool {
 		for i := range s.inflight {
 			f := &s.inflight[i]
 			if f.resend {
+				if f.syncGen != 0 {
+					return false // wait for its packet ID to be durable, keeping the order
+				}
 				*d = f.delivery()
 				f.resend, f.sent = false, true
 				s.resendN--
@@ -192,19 +214,50 @@ func (s *session) nextLocked(first *qitem, d *Delivery, item *qitem) bool {
 		}
 		s.inflight = append(s.inflight, inflight{msg: item.msg, ids: item.ids, seq: item.seq,
 			id: s.allocIDLocked(), qos: item.qos, retain: item.retain})
+		s.srv.stats.inflight.Add(1)
 		f := &s.inflight[len(s.inflight)-1]
+		if f.qos == 2 && f.seq != 0 {
+			s.syncLocked(f)
+			return false
+		}
 		*d = f.delivery()
 		f.sent = true
-		s.srv.stats.inflight.Add(1)
 		return true
 	}
 }
 
-// forgetLocked records that stored message seq of s is gone. Caller holds
-// s.mu.
+// syncLocked makes the packet ID of stored QoS 2 message f durable before
+// f is offered, so that a crash cannot make the broker send it again as a
+// new message (under a new packet ID, without Dup), which the client would
+// deliver twice. f waits as a resend entry; a goroutine waits for the
+// commit, then pumps. The caller stops picking deliveries (order). Caller
+// holds s.mu.
+func (s *session) syncLocked(f *inflight) {
+	sm := f.stored()
+	sm.Sent = true // after a crash: resent with Dup and the same packet ID
+	c := s.stageLocked(Change{Kind: PutMessage, ClientID: s.id, Message: sm})
+	s.ps.syncGen++
+	gen := s.ps.syncGen
+	f.syncGen, f.resend = gen, true
+	s.resendN++
+	go func() {
+		_ = s.srv.wait(c) // on failure, deliver anyway: the store has failed for good
+		s.mu.Lock()
+		for i := range s.inflight {
+			if g := s.inflight[i].syncGen; g != 0 && g <= gen {
+				s.inflight[i].syncGen = 0
+			}
+		}
+		s.pumpLocked(nil)
+	}()
+}
+
+// forgetLocked stages the removal of stored message seq of s (acked,
+// expired or dropped); it is not waited for: if it is lost, the message is
+// delivered again (with Dup) after a restart. Caller holds s.mu.
 func (s *session) forgetLocked(seq uint64) {
-	if seq != 0 {
-		s.addChangeLocked(Change{Kind: DeleteMessage, ClientID: s.id, Message: StoredMessage{Seq: seq}})
+	if seq != 0 && !s.ended {
+		s.stageLocked(Change{Kind: DeleteMessage, ClientID: s.id, Message: StoredMessage{Seq: seq}})
 	}
 }
 
@@ -302,7 +355,7 @@ func (s *session) pumpLocked(first *qitem) {
 		if first != nil {
 			s.enqueueLocked(*first)
 		}
-		s.unlockAndFlush()
+		s.mu.Unlock()
 		return
 	}
 	s.draining = true
@@ -346,18 +399,5 @@ func (s *session) pumpLocked(first *qitem) {
 		}
 	}
 	s.draining = false
-	s.unlockAndFlush()
-}
-
-// unlockAndFlush releases s.mu and writes the store changes gathered
-// under it.
-func (s *session) unlockAndFlush() {
-	if s.ps == nil || len(s.ps.pending) == 0 {
-		s.mu.Unlock()
-		return
-	}
-	ch := s.ps.pending
-	s.ps.pending = nil
 	s.mu.Unlock()
-	s.srv.apply(ch)
 }

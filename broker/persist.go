@@ -1,27 +1,80 @@
 package broker
 
-// saveSession writes the session record of s to the store: PutSession for
-// a persistent session, DeleteSession for one that stopped being
-// persistent. Without a store it does nothing.
-func (srv *Server) saveSession(s *session) {
+import (
+	"fmt"
+	"time"
+)
+
+// stageLocked stages one store change of s and returns its commit. Caller
+// holds s.mu and srv.store is set. Staging under s.mu keeps a session's
+// changes in the order they happened.
+func (s *session) stageLocked(c Change) Commit {
+	if s.ps == nil {
+		s.ps = &persistState{}
+	}
+	s.ps.one[0] = c
+	cm := s.srv.store.Stage(s.ps.one[:])
+	s.ps.one[0] = Change{}
+	return cm
+}
+
+// wait waits until commit c is durable (nil: nothing was staged). A
+// failure is counted, logged (at most once a second) and returned.
+func (srv *Server) wait(c Commit) error {
+	if c == nil {
+		return nil
+	}
+	err := c.Wait()
+	if err == nil {
+		return nil
+	}
+	srv.stats.storeErrors.Add(1)
+	now := time.Now().UnixNano()
+	if last := srv.storeLogAt.Load(); now-last >= int64(time.Second) && srv.storeLogAt.CompareAndSwap(last, now) {
+		srv.log.Error("store write failed: state changes are not durable", "err", err,
+			"errors_total", srv.stats.storeErrors.Load())
+	}
+	return fmt.Errorf("broker: store: %w", err)
+}
+
+// doneCommit is a Commit that has already ended with err.
+type doneCommit struct{ err error }
+
+// Wait returns the commit's error at once.
+func (c doneCommit) Wait() error { return c.err }
+
+// countedCommit is a store Commit handed to a front end: a failure is
+// counted and logged like the broker's own.
+type countedCommit struct {
+	srv *Server
+	c   Commit
+}
+
+// Wait waits for the commit (see Server.wait).
+func (c countedCommit) Wait() error { return c.srv.wait(c.c) }
+
+// saveSession stages the session record of s: PutSession for a
+// persistent session, DeleteSession for one that stopped being
+// persistent. It returns the commit to wait for, nil when nothing was
+// staged (no store, or nothing to write).
+func (srv *Server) saveSession(s *session) Commit {
 	if srv.store == nil {
-		return
+		return nil
 	}
 	srv.tree.mu.RLock()
+	defer srv.tree.mu.RUnlock()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ended {
-		s.mu.Unlock()
-		srv.tree.mu.RUnlock()
-		return
+		return nil
 	}
-	var ch Change
 	if s.ps == nil {
 		s.ps = &persistState{}
 	}
 	switch {
 	case s.expiry > 0:
 		rec := &SessionRecord{ClientID: s.id, Username: s.username, Expiry: s.expiry,
-			QueueQoS0: s.queueQoS0}
+			QueueQoS0: s.queueQoS0, FrontendState: s.fe}
 		if s.off != nil {
 			rec.DisconnectedAt = s.off.disconnectedAt
 		}
@@ -35,32 +88,37 @@ func (srv *Server) saveSession(s *session) {
 		case s.cur == nil && s.off != nil && s.off.pendingWill != nil:
 			rec.Will = cloneWill(s.off.pendingWill)
 		}
-		ch = Change{Kind: PutSession, ClientID: s.id, Session: rec}
 		s.ps.persisted = true
+		return s.stageLocked(Change{Kind: PutSession, ClientID: s.id, Session: rec})
 	case s.ps.persisted:
-		ch = Change{Kind: DeleteSession, ClientID: s.id}
 		s.ps.persisted = false
-	default:
-		s.mu.Unlock()
-		srv.tree.mu.RUnlock()
-		return
+		return s.stageLocked(Change{Kind: DeleteSession, ClientID: s.id})
 	}
-	s.mu.Unlock()
-	srv.tree.mu.RUnlock()
-	srv.apply([]Change{ch})
+	return nil
 }
 
 // restore rebuilds the state saved in snap: every session comes back
 // offline, with its subscriptions, queue and in-flight messages; its
 // expiry and will delay count from its disconnection (or from now if it
-// was connected when the state was saved).
+// was connected when the state was saved). Retained messages that expired
+// meanwhile are dropped from the store.
 func (srv *Server) restore(snap Snapshot) {
 	now := srv.clock.Now()
+	var gone []Change
 	for _, m := range snap.Retained {
-		if m != nil && m.Topic != "" && len(m.Payload) > 0 {
-			srv.retained.restore(m)
+		if m == nil || m.Topic == "" || len(m.Payload) == 0 {
+			continue
 		}
+		if !m.Expiry.IsZero() && !now.Before(m.Expiry) {
+			gone = append(gone, Change{Kind: DeleteRetained, Topic: m.Topic})
+			continue
+		}
+		srv.retained.restore(m)
 	}
+	if len(gone) > 0 {
+		srv.store.Stage(gone)
+	}
+	var restored []*session
 	for i := range snap.Sessions {
 		rec := &snap.Sessions[i]
 		if checkClientID(rec.ClientID) != nil || rec.Expiry <= 0 || srv.sessions[rec.ClientID] != nil {
@@ -69,7 +127,7 @@ func (srv *Server) restore(snap Snapshot) {
 		srv.nextSeq++
 		s := &session{srv: srv, id: rec.ClientID, seq: srv.nextSeq, username: rec.Username,
 			expiry: rec.Expiry, queueQoS0: rec.QueueQoS0, window: srv.cfg.MaxInflight,
-			ps: &persistState{persisted: true}, off: &offState{}}
+			ps: &persistState{persisted: true}, off: &offState{}, fe: rec.FrontendState}
 		since := rec.DisconnectedAt
 		if since.IsZero() {
 			since = now
@@ -101,14 +159,22 @@ func (srv *Server) restore(snap Snapshot) {
 		}
 		if w := rec.Will; w != nil {
 			s.off.pendingWill = cloneWill(w)
-			if w.Delay < s.expiry {
-				s.off.willTimer = srv.sched.add(since.Add(w.Delay), func(e *timerEntry) { srv.willDue(s, e) })
-			}
+		}
+		srv.sessions[s.id] = s
+		srv.stats.sessions.Add(1)
+		restored = append(restored, s)
+	}
+	// Timers last, under s.mu: one already due fires at once, in another
+	// goroutine, which must find the session complete.
+	for _, s := range restored {
+		s.mu.Lock()
+		since := s.off.disconnectedAt
+		if w := s.off.pendingWill; w != nil && w.Delay < s.expiry {
+			s.off.willTimer = srv.sched.add(since.Add(w.Delay), func(e *timerEntry) { srv.willDue(s, e) })
 		}
 		if s.expiry != NoExpiry {
 			s.off.expiryTimer = srv.sched.add(since.Add(s.expiry), func(e *timerEntry) { srv.expire(s, e) })
 		}
-		srv.sessions[s.id] = s
-		srv.stats.sessions.Add(1)
+		s.mu.Unlock()
 	}
 }

@@ -120,6 +120,10 @@ type inflight struct {
 	sent     bool // accepted by a sink at least once: resend with Dup
 	resend   bool // must be offered (again) to the current sink
 	released bool // PUBREC received: resend PUBREL, not PUBLISH
+	// syncGen is non-zero while the packet ID of a stored QoS 2 message
+	// is being made durable (session.syncLocked): it is not offered
+	// until then.
+	syncGen uint64
 }
 
 func (f *inflight) delivery() Delivery {

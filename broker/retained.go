@@ -56,17 +56,17 @@ func (r *retainedStore) create(topic string) *rnode {
 
 // set stores m as the retained message of its topic, or deletes it when
 // the payload is empty. Beyond the bounds of cfg, a new topic is refused
-// with ErrQuotaExceeded. With pb non-nil the change is recorded for the
-// store.
-func (r *retainedStore) set(m *Message, cfg Config, st *counters, pb *persistBatch) error {
+// with ErrQuotaExceeded. With a store, the change is staged under r.mu
+// (so that concurrent sets reach the store in order) and added to pb.
+func (r *retainedStore) set(m *Message, cfg Config, st *counters, store Store, pb *persistBatch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.lookup(m.Topic)
 	if len(m.Payload) == 0 {
 		if n != nil && n.msg != nil {
 			r.dropLocked(n)
-			if pb != nil {
-				pb.changes = append(pb.changes, Change{Kind: DeleteRetained, Topic: m.Topic})
+			if store != nil {
+				pb.add(store.Stage([]Change{{Kind: DeleteRetained, Topic: m.Topic}}))
 			}
 		}
 		return nil
@@ -91,8 +91,9 @@ func (r *retainedStore) set(m *Message, cfg Config, st *counters, pb *persistBat
 	}
 	r.bytes += size - oldSize
 	n.msg = m
-	if pb != nil {
-		pb.changes = append(pb.changes, Change{Kind: PutRetained, Topic: m.Topic, Message: StoredMessage{Msg: m, QoS: m.QoS, Retain: true}})
+	if store != nil {
+		pb.add(store.Stage([]Change{{Kind: PutRetained, Topic: m.Topic,
+			Message: StoredMessage{Msg: m, QoS: m.QoS, Retain: true}}}))
 	}
 	return nil
 }
@@ -114,8 +115,9 @@ func (r *retainedStore) dropLocked(n *rnode) {
 }
 
 // each returns the unexpired retained messages matching filter (without a
-// $share prefix) and deletes the expired ones it meets.
-func (r *retainedStore) each(filter string, now time.Time) []*Message {
+// $share prefix) and deletes the expired ones it meets (staging their
+// deletion in store, if not nil).
+func (r *retainedStore) each(filter string, now time.Time, store Store) []*Message {
 	var out, expired []*Message
 	visit := func(m *Message) {
 		if !m.Expiry.IsZero() && !now.Before(m.Expiry) {
@@ -132,6 +134,9 @@ func (r *retainedStore) each(filter string, now time.Time) []*Message {
 		for _, m := range expired {
 			if n := r.lookup(m.Topic); n != nil && n.msg == m {
 				r.dropLocked(n)
+				if store != nil {
+					store.Stage([]Change{{Kind: DeleteRetained, Topic: m.Topic}})
+				}
 			}
 		}
 		r.mu.Unlock()

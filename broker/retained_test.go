@@ -84,7 +84,7 @@ func TestRetainedWildcardLookup(t *testing.T) {
 	}
 	for f, want := range cases {
 		var got []string
-		for _, m := range srv.retained.each(f, srv.clock.Now()) {
+		for _, m := range srv.retained.each(f, srv.clock.Now(), nil) {
 			got = append(got, m.Topic)
 		}
 		slices.Sort(got)

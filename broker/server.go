@@ -18,8 +18,8 @@ import (
 //
 // Lock order (a goroutine holding one may take those after it, never those
 // before): Server.mu, tree.mu, session.mu, retained.mu, scheduler.mu,
-// Server.sysMu. Sink methods and Store.Apply are always called with no
-// lock held. Timer callbacks run on the clock's goroutine with no lock
+// Server.sysMu. Sink methods and Commit.Wait are always called with no
+// lock held; Store.Stage is called with locks held (it never blocks). Timer callbacks run on the clock's goroutine with no lock
 // held.
 type Server struct {
 	cfg    Config
@@ -39,12 +39,14 @@ type Server struct {
 	retained retainedStore
 	sched    scheduler
 	policy   atomic.Pointer[policy]
+	observer atomic.Pointer[observerHook] // see observer.go
 	stats    counters
 
-	sysMu     sync.Mutex
-	sysGauges []sysGauge
-	sysTimer  *timerEntry
-	dropLogAt atomic.Int64 // unix nanos of the last queue-drop log line
+	sysMu      sync.Mutex
+	sysGauges  []sysGauge
+	sysTimer   *timerEntry
+	dropLogAt  atomic.Int64 // unix nanos of the last queue-drop log line
+	storeLogAt atomic.Int64 // unix nanos of the last store-failure log line
 }
 
 // New creates a server. It loads the password and ACL files named in cfg
@@ -259,12 +261,15 @@ func (srv *Server) Connect(info ConnectInfo, sink Sink) (*Session, bool, error) 
 	if oldWill != nil {
 		srv.publishWill(info.ClientID, oldUser, oldWill)
 	}
+	var pb persistBatch
 	if discard != nil {
-		srv.cleanup(discard, false)
+		pb.add(srv.cleanup(discard, false))
 	}
-	srv.saveSession(s)
+	pb.add(srv.saveSession(s))
+	_ = pb.finish(srv) // a failure is counted and logged; the client is attached
 	srv.log.Debug("connected", "client", info.ClientID, "user", username, "listener", info.Listener,
 		"remote", info.RemoteAddr, "present", present)
+	srv.observe(h, &info, present)
 	return h, present, nil
 }
 
@@ -316,7 +321,7 @@ func (srv *Server) detach(h *Session, sendWill bool) {
 	if fireNow != nil {
 		srv.publishWill(s.id, username, fireNow)
 	}
-	srv.saveSession(s)
+	srv.saveSession(s) // not waited for: a restart counts the expiry from then
 }
 
 // expire ends an offline session whose expiry timer e fired.
@@ -348,8 +353,9 @@ func (srv *Server) endOffline(s *session, check func() bool) bool {
 
 // cleanup discards the state of a session already out of the sessions
 // map: subscriptions, queue, in-flight messages, timers; it publishes the
-// pending will if fireWill.
-func (srv *Server) cleanup(s *session, fireWill bool) {
+// pending will if fireWill. It returns the commit of the stored session's
+// deletion, nil if nothing was staged.
+func (srv *Server) cleanup(s *session, fireWill bool) Commit {
 	srv.tree.mu.Lock()
 	s.mu.Lock()
 	s.ended = true
@@ -367,10 +373,10 @@ func (srv *Server) cleanup(s *session, fireWill bool) {
 	s.queue = ring{}
 	s.full.Store(false)
 	s.inflight, s.resendN = nil, 0
-	stored := false
-	if s.ps != nil {
-		stored = s.ps.persisted || s.ps.msgSeq > 0
-		s.ps.pending = nil
+	var del Commit
+	if s.ps != nil && (s.ps.persisted || s.ps.msgSeq > 0) {
+		del = s.stageLocked(Change{Kind: DeleteSession, ClientID: s.id})
+		s.ps.persisted = false
 	}
 	s.mu.Unlock()
 	for _, r := range s.subs {
@@ -386,9 +392,7 @@ func (srv *Server) cleanup(s *session, fireWill bool) {
 	if fireWill && will != nil {
 		srv.publishWill(s.id, username, will)
 	}
-	if stored {
-		srv.apply([]Change{{Kind: DeleteSession, ClientID: s.id}})
-	}
+	return del
 }
 
 // PublishAnonymous publishes m without a session: MQTT-SN QoS -1
@@ -432,7 +436,7 @@ func (srv *Server) route(m *Message, count bool) error {
 		pb = &persistBatch{}
 	}
 	if m.Retain {
-		if err := srv.retained.set(m, srv.cfg, &srv.stats, pb); err != nil {
+		if err := srv.retained.set(m, srv.cfg, &srv.stats, srv.store, pb); err != nil {
 			return err
 		}
 	}
@@ -446,25 +450,10 @@ func (srv *Server) route(m *Message, count bool) error {
 		sc.targets[i].sess.offer(m, &sc.targets[i], pb)
 	}
 	sc.release()
-	if pb == nil || len(pb.changes) == 0 {
+	if pb == nil {
 		return nil
 	}
-	err := srv.apply(pb.changes)
-	pb.synced()
-	return err
-}
-
-// apply writes store changes; errors are logged and returned.
-func (srv *Server) apply(ch []Change) error {
-	if srv.store == nil || len(ch) == 0 {
-		return nil
-	}
-	if err := srv.store.Apply(ch); err != nil {
-		srv.stats.storeErrors.Add(1)
-		srv.log.Error("store", "err", err)
-		return fmt.Errorf("broker: store: %w", err)
-	}
-	return nil
+	return pb.finish(srv)
 }
 
 // dropLog logs queue drops, at most once a second.

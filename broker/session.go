@@ -51,6 +51,7 @@ type session struct {
 	will      *Will         // the will of the attached client
 	off       *offState     // set while offline with a will or an expiry
 	ps        *persistState // set when a Store is configured
+	fe        []byte        // front-end state (SetFrontendState), read-only
 }
 
 // offState is what an offline session needs. Guarded by session.mu.
@@ -64,9 +65,10 @@ type offState struct {
 // persistState is a session's bookkeeping for the Store. Guarded by
 // session.mu.
 type persistState struct {
-	msgSeq    uint64   // store keys of queued messages
-	persisted bool     // the store holds a record of the session
-	pending   []Change // changes made under mu, written after
+	msgSeq    uint64    // store keys of queued messages
+	persisted bool      // the store holds a record of the session
+	one       [1]Change // staging buffer (stageLocked)
+	syncGen   uint64    // counts syncLocked calls
 }
 
 // offLocked returns s.off, creating it. Caller holds s.mu.
@@ -83,15 +85,6 @@ func (s *session) takeOffLocked() *offState {
 	o := s.off
 	s.off = nil
 	return o
-}
-
-// addChangeLocked records a store change to write after s.mu is released.
-// Caller holds s.mu.
-func (s *session) addChangeLocked(c Change) {
-	if s.ps == nil {
-		s.ps = &persistState{}
-	}
-	s.ps.pending = append(s.ps.pending, c)
 }
 
 func (s *session) findSub(filter string) *subRecord {
@@ -151,6 +144,7 @@ type Session struct {
 	sink     Sink
 	username string
 	closed   atomic.Bool
+	obs      Observer // set by Connect when observed (observer.go)
 }
 
 // ClientID returns the session's client identifier.
@@ -174,7 +168,7 @@ func (h *Session) Publish(m *Message) error {
 		return fmt.Errorf("publish: %w: nil message", ErrBadTopic)
 	}
 	m.From = h.s.id
-	return h.s.srv.publish(m, h.s.id, h.username, true)
+	return h.observePublish(m, h.s.srv.publish(m, h.s.id, h.username, true))
 }
 
 // Ack handles PUBACK for the QoS 1 delivery with packet id; unknown ids
@@ -206,7 +200,8 @@ func (h *Session) finish(id uint16, qos QoS) {
 // Received handles PUBREC for the QoS 2 delivery with packet id: the
 // front end then sends PUBREL, and the message stays in flight until
 // Complete. On a later reconnect, the broker asks for PUBREL again
-// (Delivery.Release).
+// (Delivery.Release). With a Store, Received returns once the release is
+// durable (for persistent sessions).
 func (h *Session) Received(id uint16) {
 	s := h.s
 	s.mu.Lock()
@@ -217,10 +212,15 @@ func (h *Session) Received(id uint16) {
 	}
 	f := &s.inflight[i]
 	f.released = true
+	var c Commit
 	if f.seq != 0 {
-		s.addChangeLocked(Change{Kind: PutMessage, ClientID: s.id, Message: f.stored()})
+		c = s.stageLocked(Change{Kind: PutMessage, ClientID: s.id, Message: f.stored()})
 	}
-	s.unlockAndFlush()
+	s.mu.Unlock()
+	// PUBREL tells the client to forget the packet ID: after a crash
+	// the broker must resend PUBREL, not the PUBLISH, so the release is
+	// durable before Received returns.
+	_ = s.srv.wait(c)
 }
 
 // Resume tells the broker that the sink can take deliveries again: after
@@ -252,7 +252,8 @@ func (h *Session) Pending() int {
 
 // SetWill replaces the client's will; nil deletes it. It returns
 // ErrBadTopic or ErrNotAuthorized (wrapped) for a will the client may not
-// publish, and ErrSessionClosed on an ended attachment.
+// publish, ErrSessionClosed on an ended attachment, and a store error
+// (the will is set, but not durable) when the Store fails.
 func (h *Session) SetWill(w *Will) error {
 	s := h.s
 	if w != nil {
@@ -268,8 +269,51 @@ func (h *Session) SetWill(w *Will) error {
 	}
 	s.will = w
 	s.mu.Unlock()
-	s.srv.saveSession(s)
-	return nil
+	h.observeWill(w)
+	return s.srv.wait(s.srv.saveSession(s))
+}
+
+// SetFrontendState replaces the session's front-end state: an opaque blob
+// the broker keeps with the session and persists with it (a persistent
+// session's state survives a restart), for what the front end must find
+// again when the client resumes its session, such as the MQTT-SN topic-ID
+// registrations. The broker copies b; nil or empty clears the state.
+//
+// It does not wait for the Store: it returns the commit to wait for
+// before acknowledging anything that depends on the state (Wait returns
+// nil at once without a store, or for a session that is not persistent;
+// ErrSessionClosed on an ended attachment; a store error, counted and
+// logged, if the state could not be made durable). Commits complete in
+// order, so after several calls waiting for the last one is enough.
+func (h *Session) SetFrontendState(b []byte) Commit {
+	s := h.s
+	var fe []byte
+	if len(b) > 0 {
+		fe = append(make([]byte, 0, len(b)), b...)
+	}
+	s.mu.Lock()
+	if s.cur != h {
+		s.mu.Unlock()
+		return doneCommit{ErrSessionClosed}
+	}
+	s.fe = fe
+	s.mu.Unlock()
+	c := s.srv.saveSession(s)
+	if c == nil {
+		return doneCommit{}
+	}
+	return countedCommit{srv: s.srv, c: c}
+}
+
+// FrontendState returns the session's front-end state as last set with
+// SetFrontendState, by this attachment or by an earlier one of the same
+// session (in this run or, for a persistent session, before a restart);
+// nil for none. The slice is shared: do not modify it.
+func (h *Session) FrontendState() []byte {
+	s := h.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fe
 }
 
 // SetSessionExpiry changes the session expiry interval (MQTT 5 DISCONNECT
@@ -284,7 +328,7 @@ func (h *Session) SetSessionExpiry(d time.Duration) {
 	}
 	s.expiry = d
 	s.mu.Unlock()
-	s.srv.saveSession(s)
+	_ = s.srv.wait(s.srv.saveSession(s)) // a failure is counted and logged
 }
 
 // Disconnect ends the attachment: the client sent DISCONNECT or its
@@ -298,6 +342,7 @@ func (h *Session) Disconnect(sendWill bool) {
 		return
 	}
 	h.s.srv.detach(h, sendWill)
+	h.observeDisconnect(sendWill)
 }
 
 func cloneWill(w *Will) *Will {
@@ -330,10 +375,13 @@ const (
 // (invalid filter or options), 0x97 (too many subscriptions) or 0x80 (the
 // attachment has ended). Matching retained messages are queued per Retain
 // Handling (never for shared subscriptions), and the session is held:
-// write SUBACK, then call Resume.
+// write SUBACK, then call Resume. With a Store, the subscriptions of a
+// persistent session are durable when Subscribe returns; if the store
+// fails, the granted codes become 0x80 (the subscriptions hold in memory).
 func (h *Session) Subscribe(subs []Subscription) []byte {
 	s, srv := h.s, h.s.srv
 	codes := make([]byte, len(subs))
+	defer h.observeSubscribe(subs, codes)
 	if h.closed.Load() {
 		for i := range codes {
 			codes[i] = ReasonUnspecifiedError
@@ -403,23 +451,31 @@ func (h *Session) Subscribe(subs []Subscription) []byte {
 			continue
 		}
 		t := target{sess: s, ids: idsFor(sub.ID), qos: sub.QoS, rap: true}
-		for _, m := range srv.retained.each(a.filter, srv.clock.Now()) {
+		for _, m := range srv.retained.each(a.filter, srv.clock.Now(), srv.store) {
 			s.offer(m, &t, pb)
 		}
 	}
-	if pb != nil && len(pb.changes) > 0 {
-		srv.apply(pb.changes)
-		pb.synced()
+	if pb == nil {
+		return codes
 	}
-	srv.saveSession(s)
+	pb.add(srv.saveSession(s))
+	if err := pb.finish(srv); err != nil {
+		for _, a := range ok {
+			if a.i >= 0 && codes[a.i] <= 2 {
+				codes[a.i] = ReasonUnspecifiedError
+			}
+		}
+	}
 	return codes
 }
 
 // Unsubscribe removes subscriptions and returns one reason code per
-// filter: 0x00, 0x11 (no such subscription) or 0x8F (invalid filter).
+// filter: 0x00, 0x11 (no such subscription), 0x8F (invalid filter), or
+// 0x80 for a removal the Store failed to make durable.
 func (h *Session) Unsubscribe(filters []string) []byte {
 	s, srv := h.s, h.s.srv
 	codes := make([]byte, len(filters))
+	defer h.observeUnsubscribe(filters, codes)
 	if h.closed.Load() {
 		for i := range codes {
 			codes[i] = ReasonUnspecifiedError
@@ -441,7 +497,13 @@ func (h *Session) Unsubscribe(filters []string) []byte {
 		s.removeSub(r)
 	}
 	srv.tree.mu.Unlock()
-	srv.saveSession(s)
+	if err := srv.wait(srv.saveSession(s)); err != nil {
+		for i := range codes {
+			if codes[i] == ReasonSuccess {
+				codes[i] = ReasonUnspecifiedError // removed in memory, not durably
+			}
+		}
+	}
 	return codes
 }
 

@@ -7,17 +7,42 @@ import "time"
 // it at well-defined points; without a store (the default) the state lives
 // in memory only and every Store call is skipped.
 //
-// Apply must make the whole batch durable before it returns: the server
-// calls it before Session.Publish returns for QoS 1/2 messages (so the
-// front end acknowledges only durable messages), before Subscribe and
-// Unsubscribe return, and on session changes. Implementations are expected
-// to group-commit concurrent Apply calls. Apply is called with no broker
-// lock held, from many goroutines at once.
+// Writes are two-phase. The server stages each change with Stage as it
+// makes it, under the lock that orders it (the session's, or the retained
+// store's), so the store sees a session's changes in the order they
+// happened, whatever the goroutines. It then waits for durability, with no
+// lock held, only where something is acknowledged: before Session.Publish
+// returns for QoS 1/2 messages to persistent sessions and for retained
+// messages (so the front end acknowledges only durable messages), before
+// Subscribe, Unsubscribe, SetWill, SetFrontendState and Connect return.
+// Acks, PUBREC, disconnections, expiries and wills are staged without
+// waiting: losing them in a crash only causes a redelivery (with Dup) or
+// a later expiry.
+//
+// Implementations are expected to group-commit: gather the batches staged
+// while the previous commit runs and make them durable together.
 type Store interface {
 	// Load returns the state saved by an earlier run; New restores it.
 	Load() (Snapshot, error)
-	// Apply makes a batch of changes durable.
-	Apply(batch []Change) error
+	// Stage queues batch for the next commit and returns that commit. It
+	// must not block on I/O and must not call back into the server: the
+	// server calls it with its locks held, from many goroutines at once.
+	// It copies batch (the caller reuses it); the Messages and records the
+	// changes point to are immutable afterwards and may be kept.
+	//
+	// Batches are committed in the order of the Stage calls, each one
+	// whole or not at all, so that when a Wait returns nil every batch
+	// staged before it is durable too. After a failed commit the store
+	// must fail every later Wait as well (its content no longer matches
+	// the server's state).
+	Stage(batch []Change) Commit
+}
+
+// Commit is a store commit that staged changes wait for.
+type Commit interface {
+	// Wait blocks until the commit is durable (fsynced) and returns nil,
+	// or returns why it is not.
+	Wait() error
 }
 
 // Snapshot is the persisted state of a broker.
@@ -44,6 +69,9 @@ type SessionRecord struct {
 	Subscriptions []Subscription
 	// Will is the pending will (nil for none).
 	Will *Will
+	// FrontendState is the opaque front-end state of the session (see
+	// Session.SetFrontendState), nil for none.
+	FrontendState []byte
 	// Messages are the session's queued and in-flight messages in
 	// delivery order (only in a Snapshot; Changes carry them one by one).
 	Messages []StoredMessage

@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -38,6 +41,12 @@ func (m *memStore) Load() (Snapshot, error) {
 		snap.Retained = append(snap.Retained, msg)
 	}
 	return snap, nil
+}
+
+// Stage applies batch at once: the memory store is "durable" immediately.
+func (m *memStore) Stage(batch []Change) Commit {
+	_ = m.Apply(batch)
+	return doneCommit{}
 }
 
 func (m *memStore) Apply(batch []Change) error {
@@ -173,5 +182,105 @@ func TestStoreSeamAndRestore(t *testing.T) {
 	s2.Disconnect(false)
 	if st.sessions["c"] != nil {
 		t.Error("ended session still stored")
+	}
+}
+
+func TestFrontendState(t *testing.T) {
+	st := newMemStore()
+	srv := newServer(t, testConfig(), WithStore(st))
+	s, _ := conn(t, srv, "c", persistent)
+	if err := s.SetFrontendState([]byte{1, 2, 3}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.sessions["c"].FrontendState; string(got) != "\x01\x02\x03" {
+		t.Fatalf("stored state %v", got)
+	}
+	s.Disconnect(false)
+	if err := s.SetFrontendState([]byte{9}).Wait(); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("on a closed attachment: %v", err)
+	}
+	s, _ = conn(t, srv, "c", resumeOld)
+	if got := s.FrontendState(); string(got) != "\x01\x02\x03" {
+		t.Fatalf("resumed state %v", got)
+	}
+	srv.Close()
+
+	srv2 := newServer(t, testConfig(), WithStore(st))
+	s2, _ := conn(t, srv2, "c", resumeOld)
+	if got := s2.FrontendState(); string(got) != "\x01\x02\x03" {
+		t.Fatalf("restored state %v", got)
+	}
+	s2.Disconnect(false)
+	s3, _ := conn(t, srv2, "c") // clean start: a new session
+	if got := s3.FrontendState(); got != nil {
+		t.Fatalf("clean session state %v", got)
+	}
+	// A session that is not persistent keeps its state in memory only.
+	if err := s3.SetFrontendState([]byte{7}).Wait(); err != nil || string(s3.FrontendState()) != "\x07" {
+		t.Fatalf("clean session: %v %v", err, s3.FrontendState())
+	}
+	if st.sessions["c"] != nil {
+		t.Fatal("clean session stored")
+	}
+}
+
+// pidSink checks that each first delivery of a stored QoS 2 message finds
+// its packet ID already in the store.
+type pidSink struct {
+	*testSink
+	st        *memStore
+	id        string
+	violation atomic.Bool
+}
+
+func (p *pidSink) Deliver(d Delivery) bool {
+	if d.QoS == 2 && !d.Dup && !d.Release {
+		p.st.mu.Lock()
+		found := false
+		for _, sm := range p.st.msgs[p.id] {
+			found = found || (sm.Msg == d.Msg && sm.PacketID == d.PacketID && sm.Sent)
+		}
+		p.st.mu.Unlock()
+		if !found {
+			p.violation.Store(true)
+		}
+	}
+	return p.testSink.Deliver(d)
+}
+
+// A QoS 2 message is sent under a packet ID only once that ID is durable
+// (else a crash would make the broker send it again as a new message), and
+// the wait keeps the delivery order.
+func TestQoS2PacketIDDurableFirst(t *testing.T) {
+	st := newMemStore()
+	srv := newServer(t, testConfig(), WithStore(st))
+	ps := &pidSink{testSink: newSink(), st: st, id: "sub"}
+	s, _, err := srv.Connect(ConnectInfo{ClientID: "sub", SessionExpiry: NoExpiry}, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Resume()
+	sub(t, s, subQ("t/#", 2))
+	p, _ := conn(t, srv, "p")
+	for i := range 20 {
+		pub(t, p, fmt.Sprintf("t/%d", i), "x", byte(1+i%2), false)
+	}
+	for i := range 20 {
+		d := ps.next(t)
+		if d.Msg.Topic != fmt.Sprintf("t/%d", i) {
+			t.Fatalf("delivery %d: %s", i, d.Msg.Topic)
+		}
+		if d.QoS == 2 {
+			s.Received(d.PacketID)
+			s.Complete(d.PacketID)
+		} else {
+			s.Ack(d.PacketID)
+		}
+	}
+	if ps.violation.Load() {
+		t.Fatal("a QoS 2 message was sent before its packet ID was durable")
+	}
+	if n := st.count("sub"); n != 0 {
+		t.Fatalf("%d messages left in the store", n)
 	}
 }
