@@ -31,7 +31,7 @@ var (
 	// ErrInvalid means a message to encode has a field value that cannot be
 	// put on the wire, such as a QoS above 3.
 	ErrInvalid = errors.New("invalid field value")
-	// ErrUnsupportedVersion means the protocol version is not implemented.
+	// ErrUnsupportedVersion means the codec does not support that protocol version.
 	ErrUnsupportedVersion = errors.New("unsupported protocol version")
 )
 

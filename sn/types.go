@@ -88,7 +88,7 @@ func (t MsgType) String() string {
 type Version uint8
 
 // V12 is MQTT-SN 1.2, protocol ID 0x01. MQTT-SN 2.0 (protocol ID 0x02) is
-// not implemented; it will get its own code table beside v12Table.
+// not supported yet; it will get its own code table beside v12Table.
 const V12 Version = 0x01
 
 // String returns the version number, such as "1.2".
@@ -158,7 +158,7 @@ var v12Table = newTypeTable(map[MsgType]byte{
 	TypeEncapsulated:  0xFE,
 })
 
-// table returns the code table of v, or nil when v is not implemented.
+// table returns the code table of v, or nil when v is not supported.
 func (v Version) table() *typeTable {
 	if v == V12 {
 		return v12Table
@@ -167,7 +167,7 @@ func (v Version) table() *typeTable {
 }
 
 // Code returns the wire code of message type t in version v, and false when
-// v does not have t or v is not implemented.
+// v does not have t or v is not supported.
 func (v Version) Code(t MsgType) (byte, bool) {
 	tbl := v.table()
 	if tbl == nil {
@@ -177,7 +177,7 @@ func (v Version) Code(t MsgType) (byte, bool) {
 }
 
 // MsgType returns the message type that wire code c denotes in version v,
-// or TypeInvalid when c is reserved there or v is not implemented.
+// or TypeInvalid when c is reserved there or v is not supported.
 func (v Version) MsgType(c byte) MsgType {
 	tbl := v.table()
 	if tbl == nil {

@@ -2,7 +2,7 @@
 
 package listeners
 
-// parker is not implemented here: idle connections keep their goroutine.
+// parker has no Linux epoll set here: idle connections keep their goroutine.
 type parker struct{}
 
 func getParker() *parker { return nil }
