@@ -21,10 +21,19 @@ func (d Duration) String() string { return time.Duration(d).String() }
 type Config struct {
 	Log     LogConfig     `mapstructure:"log" yaml:"log"`
 	Metrics MetricsConfig `mapstructure:"metrics" yaml:"metrics"`
-	// DataDir holds persistent state. It is created at start.
-	DataDir string     `mapstructure:"data_dir" yaml:"data_dir"`
-	MQTT    MQTTConfig `mapstructure:"mqtt" yaml:"mqtt"`
-	SN      SNConfig   `mapstructure:"sn" yaml:"sn"`
+	// DataDir holds persistent state (the store file). It is created at
+	// start when Persistence is on.
+	DataDir string `mapstructure:"data_dir" yaml:"data_dir"`
+	// Persistence keeps persistent sessions, their subscriptions and
+	// QoS 1/2 messages, retained messages and MQTT-SN topic-ID
+	// registrations in DataDir, across restarts and crashes. Off: all
+	// state is in memory only.
+	Persistence bool       `mapstructure:"persistence" yaml:"persistence"`
+	MQTT        MQTTConfig `mapstructure:"mqtt" yaml:"mqtt"`
+	SN          SNConfig   `mapstructure:"sn" yaml:"sn"`
+	// Bridge links the broker to an upstream broker or cluster; it is
+	// off while Bridge.URL is empty (see config_bridge.go).
+	Bridge BridgeConfig `mapstructure:"bridge" yaml:"bridge,omitempty"`
 }
 
 // LogConfig selects the log level and format.
@@ -191,7 +200,10 @@ type UDPLink struct {
 	MulticastTTL       int    `mapstructure:"multicast_ttl" yaml:"multicast_ttl,omitempty"`
 	// MTU is the largest frame; 0 = 1500.
 	MTU int `mapstructure:"mtu" yaml:"mtu,omitempty"`
-	// ReadBuffer and WriteBuffer set socket buffer sizes in bytes.
+	// ReadBuffer and WriteBuffer set socket buffer sizes in bytes
+	// (SO_RCVBUF, SO_SNDBUF); 0 = defaultUDPReadBuffer and
+	// defaultUDPWriteBuffer. The kernel caps them at net.core.rmem_max
+	// and net.core.wmem_max.
 	ReadBuffer  int `mapstructure:"read_buffer" yaml:"read_buffer,omitempty"`
 	WriteBuffer int `mapstructure:"write_buffer" yaml:"write_buffer,omitempty"`
 }
@@ -343,13 +355,37 @@ type ClientTopic struct {
 	ID    int    `mapstructure:"id" yaml:"id"`
 }
 
+// Default UDP socket buffers: the OS default receive buffer (about
+// 208 KiB on Linux) loses datagrams in bursts at tens of thousands of
+// messages per second.
+const (
+	defaultUDPReadBuffer  = 4 << 20
+	defaultUDPWriteBuffer = 1 << 20
+)
+
+// applyDefaults fills the per-item defaults of list entries, which the
+// layered defaults cannot reach (a list in a file replaces the default
+// list whole).
+func (c *Config) applyDefaults() {
+	for i := range c.SN.UDP {
+		u := &c.SN.UDP[i]
+		if u.ReadBuffer == 0 {
+			u.ReadBuffer = defaultUDPReadBuffer
+		}
+		if u.WriteBuffer == 0 {
+			u.WriteBuffer = defaultUDPWriteBuffer
+		}
+	}
+}
+
 // defaultConfig is the embedded configuration: what 'sngate serve' runs
 // with no file, and what configs/sngate.yaml documents.
 func defaultConfig() Config {
 	return Config{
-		Log:     LogConfig{Level: "info", Format: "text"},
-		Metrics: MetricsConfig{Listen: "127.0.0.1:9184"},
-		DataDir: "./data",
+		Log:         LogConfig{Level: "info", Format: "text"},
+		Metrics:     MetricsConfig{Listen: "127.0.0.1:9184"},
+		DataDir:     "./data",
+		Persistence: true,
 		MQTT: MQTTConfig{
 			Listeners:      []MQTTListener{{Type: "tcp", Addr: ":1883"}},
 			AllowAnonymous: true,
@@ -370,7 +406,7 @@ func defaultConfig() Config {
 			},
 		},
 		SN: SNConfig{
-			UDP:               []UDPLink{{Listen: ":1884"}},
+			UDP:               []UDPLink{{Listen: ":1884", ReadBuffer: defaultUDPReadBuffer, WriteBuffer: defaultUDPWriteBuffer}},
 			GatewayID:         1,
 			QoSMinus1Identity: "sn-qos-1",
 			Forwarders:        []string{},

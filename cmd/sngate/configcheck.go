@@ -34,6 +34,7 @@ func (c *Config) validate() error {
 	}
 	c.validateMQTT(bad)
 	c.validateSN(bad)
+	c.validateBridge(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
@@ -140,6 +141,9 @@ func (c *Config) validateSN(bad func(key, format string, args ...any)) {
 	for i, u := range sn.UDP {
 		if u.Listen == "" {
 			bad(fmt.Sprintf("sn.udp[%d].listen", i), "must not be empty")
+		}
+		if u.ReadBuffer < 0 || u.WriteBuffer < 0 {
+			bad(fmt.Sprintf("sn.udp[%d]", i), "read_buffer and write_buffer must not be negative")
 		}
 	}
 	for i, d := range sn.DTLS {

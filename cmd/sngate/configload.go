@@ -106,6 +106,7 @@ func loadConfig(o loadOptions) (Config, error) {
 	if err != nil {
 		return cfg, usagef("%s: %s", source, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return cfg, usagef("%s: %w", describeSources(o.File, env), err)
 	}

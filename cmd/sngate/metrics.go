@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sngate/sngate/broker"
+	"github.com/sngate/sngate/broker/bridge"
 	"github.com/sngate/sngate/broker/listeners"
+	"github.com/sngate/sngate/broker/store"
 	"github.com/sngate/sngate/transport"
 	"github.com/sngate/sngate/transport/dtls"
 	"github.com/sngate/sngate/transport/semtech"
@@ -37,6 +39,8 @@ type components struct {
 	dtls    []*dtls.Listener
 	serial  []*serial.Link
 	semtech []*semtech.Link
+	bridge  *bridge.Bridge
+	store   *store.Store
 }
 
 // metric is a shorthand for a described metric.
@@ -77,6 +81,9 @@ type collector struct {
 	linkFrames, linkDropped, linkErrors                                         metric
 	dtlsAssoc, dtlsPending, dtlsHandshakes, dtlsFailures                        metric
 	serialOpens, serialFailures, radioRSSI, radioSNR, airtimeUsed, airtimeLimit metric
+
+	bm bridgeMetrics
+	sm storeMetrics
 }
 
 func newCollector(c *components) *collector {
@@ -123,6 +130,9 @@ func newCollector(c *components) *collector {
 		radioSNR:       newMetric("radio_snr_db", "Last SNR heard per radio node.", gauge, "link", "node"),
 		airtimeUsed:    newMetric("radio_airtime_used_seconds", "Airtime used in the duty-cycle window.", gauge, "link"),
 		airtimeLimit:   newMetric("radio_airtime_limit_seconds", "Airtime allowed per duty-cycle window (0: unlimited).", gauge, "link"),
+
+		bm: newBridgeMetrics(),
+		sm: newStoreMetrics(),
 	}
 }
 
@@ -162,6 +172,12 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, l := range m.c.semtech {
 		m.collectSemtech(ch, l)
+	}
+	if m.c.bridge != nil {
+		m.bm.collect(ch, m.c.bridge.Stats())
+	}
+	if m.c.store != nil {
+		m.sm.collect(ch, m.c.store.Stats())
 	}
 }
 

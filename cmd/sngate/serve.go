@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sngate/sngate/broker"
+	"github.com/sngate/sngate/broker/bridge"
 	"github.com/sngate/sngate/broker/listeners"
+	"github.com/sngate/sngate/broker/store"
 )
 
 // serveFlagKeys binds serve's scalar flags to config keys.
@@ -49,15 +51,25 @@ Port 0 in an address picks a free port; the bound addresses are logged in
 the "ready" line (and written to --ready-file).
 
 Signals: SIGTERM or SIGINT stop gracefully (listeners stop accepting,
-MQTT-SN clients get DISCONNECT, the broker closes). SIGHUP re-reads the
+MQTT-SN clients get DISCONNECT, the bridge disconnects, the broker
+closes, the store is flushed and closed). SIGHUP re-reads the
 config file: the password file and the ACL apply at once, and no session
 is dropped. A file with mistakes is logged and changes nothing. Changed
 predefined topics, sn.clients and DTLS bindings are validated but need a
 restart for now (the gateway cannot swap them while running yet), as do
 listeners, links and limits; a warning names what changed.
 
---data-dir is created at start. Nothing is persisted there yet: sessions,
-retained messages and sleep queues are in memory and are lost at exit.`,
+Persistence (on by default): --data-dir is created at start and holds the
+store (sngate.db): persistent sessions and their subscriptions, QoS 1/2
+messages queued or in flight (sleeping MQTT-SN clients' queues included),
+retained messages and MQTT-SN topic-ID registrations. A store that is
+corrupt, unreadable or in use by another sngate stops serve with exit
+status 1 and a message saying how to go on. --no-persistence (or
+persistence: false) keeps everything in memory.
+
+With a bridge section (bridge.url set), serve starts the bridge before
+the gateway serves; it connects upstream in the background and retries
+until it gets through.`,
 		Args: cobra.NoArgs,
 		RunE: a.command(func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), o, cmd.Flags())
@@ -69,6 +81,7 @@ retained messages and sleep queues are in memory and are lost at exit.`,
 	f.String("sn-listen", def.SN.UDP[0].Listen, `MQTT-SN UDP address: replaces the first sn.udp listen address ("" = no UDP)`)
 	f.String("mqtt-listen", def.MQTT.Listeners[0].Addr, `MQTT TCP address: replaces the first tcp listener's address ("" = none)`)
 	f.String("data-dir", def.DataDir, "directory for persistent state (data_dir)")
+	f.Bool("no-persistence", false, "keep all state in memory: no store in --data-dir (persistence: false)")
 	f.String("log-level", def.Log.Level, "log level: debug, info, warn, error (log.level)")
 	f.String("log-format", def.Log.Format, "log format: text or json (log.format)")
 	f.String("metrics-listen", def.Metrics.Listen, `address of /metrics and /healthz; "" disables (metrics.listen)`)
@@ -95,6 +108,10 @@ func (a *app) loadServeConfig(file string, flags *pflag.FlagSet) (Config, error)
 	if f := flags.Lookup("mqtt-listen"); f != nil && f.Changed {
 		cfg.MQTT.Listeners = replaceTCP(cfg.MQTT.Listeners, f.Value.String())
 	}
+	if f := flags.Lookup("no-persistence"); f != nil && f.Changed && f.Value.String() == "true" {
+		cfg.Persistence = false
+	}
+	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return cfg, usagef("flags: %w", err)
 	}
@@ -127,12 +144,15 @@ func (a *app) configFile(flag string) string {
 	return a.getenv(envConfigFile)
 }
 
-// server is a running sngate: broker, listeners, gateway, metrics.
+// server is a running sngate: store, broker, bridge, listeners, gateway,
+// metrics.
 type server struct {
 	cfg     Config
 	file    string
 	log     *slog.Logger
+	store   *store.Store // nil without persistence
 	broker  *broker.Server
+	bridge  *bridge.Bridge // nil without a bridge
 	mqtt    *listeners.Group
 	sn      *snGateway // nil without MQTT-SN links
 	metrics *metricsServer
@@ -148,7 +168,11 @@ type readyInfo struct {
 	Semtech []string `json:"sn_semtech"`
 	Metrics string   `json:"metrics"`
 	DataDir string   `json:"data_dir"`
-	PID     int      `json:"pid"`
+	// Store is the store file, "" without persistence.
+	Store string `json:"store"`
+	// Bridge is the upstream URL, "" without a bridge.
+	Bridge string `json:"bridge"`
+	PID    int    `json:"pid"`
 }
 
 func (a *app) serve(ctx context.Context, o serveOptions, flags *pflag.FlagSet) error {
@@ -174,20 +198,25 @@ func (a *app) serve(ctx context.Context, o serveOptions, flags *pflag.FlagSet) e
 	if err != nil {
 		return usagef("config %s: %w", orDefaults(file), err)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
 
 	s := &server{cfg: cfg, file: file, log: log}
 	defer s.shutdown()
+	if cfg.Persistence {
+		st, err := openStore(cfg.DataDir, log.With("component", "store"))
+		if err != nil {
+			return err
+		}
+		s.store = st
+	}
 	if err := s.start(gwCfg, dtlsLinks); err != nil {
 		return err
 	}
 
 	info := s.ready()
+	s.logUDPBuffers()
 	log.Info("ready", "mqtt", info.MQTT, "sn_udp", info.SNUDP, "sn_dtls", info.SNDTLS,
 		"sn_serial", info.Serial, "sn_semtech", info.Semtech, "metrics", info.Metrics, "data_dir", info.DataDir,
-		"version", readBuildInfo().Version, "config", orDefaults(file))
+		"store", info.Store, "bridge", info.Bridge, "version", readBuildInfo().Version, "config", orDefaults(file))
 	if o.readyFile != "" {
 		if err := writeReadyFile(o.readyFile, info); err != nil {
 			return err
@@ -227,8 +256,11 @@ func orDefaults(file string) string {
 // start creates the broker, listeners, links, gateway and metrics.
 func (s *server) start(gwCfg gatewayParams, dtlsLinks []dtlsLink) error {
 	cfg := &s.cfg
-	srv, err := broker.New(cfg.brokerConfig(), broker.WithLogger(s.log.With("component", "broker")))
+	srv, err := broker.New(cfg.brokerConfig(), s.brokerOptions()...)
 	if err != nil {
+		if errors.Is(err, store.ErrCorrupt) {
+			return err // "broker: load store: store FILE: ...; the way out"
+		}
 		return fmt.Errorf("broker: %w", err)
 	}
 	s.broker = srv
@@ -239,7 +271,12 @@ func (s *server) start(gwCfg gatewayParams, dtlsLinks []dtlsLink) error {
 		}
 		srv.SetAuth(users, acl)
 	}
-	s.comps = &components{broker: srv}
+	s.comps = &components{broker: srv, store: s.store}
+	// The bridge starts before the listeners and the gateway: transparent
+	// mode must see every MQTT-SN CONNECT.
+	if err := s.startBridge(); err != nil {
+		return err
+	}
 
 	group, err := listeners.Start(srv, s.log.With("component", "mqtt"), cfg.listenerConfigs()...)
 	if err != nil {
@@ -267,7 +304,10 @@ func (s *server) start(gwCfg gatewayParams, dtlsLinks []dtlsLink) error {
 // ready collects the bound addresses.
 func (s *server) ready() readyInfo {
 	info := readyInfo{MQTT: []string{}, SNUDP: []string{}, SNDTLS: []string{}, Serial: []string{}, Semtech: []string{},
-		DataDir: s.cfg.DataDir, PID: os.Getpid()}
+		DataDir: s.cfg.DataDir, Bridge: s.cfg.Bridge.URL, PID: os.Getpid()}
+	if s.store != nil {
+		info.Store = s.store.Path()
+	}
 	for _, l := range s.mqtt.Listeners() {
 		if a := l.Addr(); a != nil {
 			info.MQTT = append(info.MQTT, l.Config().Kind+"://"+a.String())
@@ -369,14 +409,17 @@ func restartOnly(old, cur Config) []string {
 	if old.SN.Limits != cur.SN.Limits || old.SN.Timers != cur.SN.Timers {
 		keys = append(keys, "sn.limits / sn.timers")
 	}
-	if old.Log != cur.Log || old.Metrics != cur.Metrics || old.DataDir != cur.DataDir {
-		keys = append(keys, "log / metrics / data_dir")
+	if old.Log != cur.Log || old.Metrics != cur.Metrics || old.DataDir != cur.DataDir || old.Persistence != cur.Persistence {
+		keys = append(keys, "log / metrics / data_dir / persistence")
+	}
+	if fmt.Sprint(old.Bridge) != fmt.Sprint(cur.Bridge) {
+		keys = append(keys, "bridge")
 	}
 	return keys
 }
 
 // shutdown stops everything in order: no new connections, MQTT-SN
-// clients told DISCONNECT, broker closed, metrics last.
+// clients told DISCONNECT, bridge, broker, store, metrics last.
 func (s *server) shutdown() {
 	if s.metrics != nil {
 		s.metrics.healthy.Store(false)
@@ -391,9 +434,19 @@ func (s *server) shutdown() {
 			s.log.Warn("closing gateway", "err", err)
 		}
 	}
+	if s.bridge != nil {
+		if err := s.bridge.Close(); err != nil {
+			s.log.Warn("closing bridge", "err", err)
+		}
+	}
 	if s.broker != nil {
 		if err := s.broker.Close(); err != nil {
 			s.log.Warn("closing broker", "err", err)
+		}
+	}
+	if s.store != nil { // after the broker: it commits what the broker staged
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing store", "err", err)
 		}
 	}
 	if s.metrics != nil {

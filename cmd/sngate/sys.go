@@ -18,6 +18,9 @@ func (s *server) registerSys() {
 	if s.sn != nil {
 		gauges = append(gauges, s.sn.sysGauges()...)
 	}
+	if s.bridge != nil {
+		gauges = append(gauges, bridgeGauges(s.bridge)...)
+	}
 	for _, g := range gauges {
 		if err := s.broker.RegisterSysGauge("sngate/"+g.name, g.fn); err != nil {
 			s.log.Warn("$SYS gauge not registered", "name", g.name, "err", err)
