@@ -214,14 +214,16 @@ func (a *app) serve(ctx context.Context, o serveOptions, flags *pflag.FlagSet) e
 
 	info := s.ready()
 	s.logUDPBuffers()
-	log.Info("ready", "mqtt", info.MQTT, "sn_udp", info.SNUDP, "sn_dtls", info.SNDTLS,
-		"sn_serial", info.Serial, "sn_semtech", info.Semtech, "metrics", info.Metrics, "data_dir", info.DataDir,
-		"store", info.Store, "bridge", info.Bridge, "version", readBuildInfo().Version, "config", orDefaults(file))
+	// The ready file is written before the ready line, so whoever waits
+	// on either finds both.
 	if o.readyFile != "" {
 		if err := writeReadyFile(o.readyFile, info); err != nil {
 			return err
 		}
 	}
+	log.Info("ready", "mqtt", info.MQTT, "sn_udp", info.SNUDP, "sn_dtls", info.SNDTLS,
+		"sn_serial", info.Serial, "sn_semtech", info.Semtech, "metrics", info.Metrics, "data_dir", info.DataDir,
+		"store", info.Store, "bridge", info.Bridge, "version", readBuildInfo().Version, "config", orDefaults(file))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
