@@ -163,6 +163,15 @@ type ConnectInfo struct {
 	// QueueQoS0 queues QoS 0 messages while the sink refuses them or the
 	// client is offline (MQTT-SN sleeping clients need this).
 	QueueQoS0 bool
+	// Authenticated says the front end admitted this client itself (the
+	// MQTT-SN gateway's allow-list and link identity checks, such as a
+	// DTLS PSK identity or certificate). Connect then skips the password
+	// check and Config.AllowAnonymous and takes Username as the session's
+	// user name as is ("" for none; with Config.CertAsUsername a
+	// CertSubject still takes precedence); the ACL still applies to its
+	// will, publishes and subscriptions. Front ends must set it only for
+	// clients they authenticated, never from client-supplied data.
+	Authenticated bool
 }
 
 // NoExpiry is the SessionExpiry of a session that never expires.

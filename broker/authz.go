@@ -39,6 +39,9 @@ func (p *policy) authenticate(info ConnectInfo) (string, error) {
 	if p.certAsUser && info.CertSubject != "" {
 		return info.CertSubject, nil
 	}
+	if info.Authenticated { // the front end vouches for the client
+		return info.Username, nil
+	}
 	if info.Username == "" {
 		if !p.allowAnon {
 			return "", fmt.Errorf("client %q: anonymous access: %w", info.ClientID, ErrNotAuthorized)

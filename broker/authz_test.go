@@ -3,6 +3,7 @@ package broker
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sngate/sngate/broker/auth"
@@ -124,4 +125,60 @@ pattern read devices/%c/cmd
 	if srv.Stats().ACLDenied < 5 {
 		t.Errorf("acl denied %d", srv.Stats().ACLDenied)
 	}
+}
+
+// A client the front end authenticated itself skips the password check and
+// AllowAnonymous, but the ACL still applies, with its user name.
+func TestAuthenticatedByFrontEnd(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	setPw(t, pw, "alice", "secret")
+	acl, err := auth.ParseACL(strings.NewReader(`
+user psk-dev1
+topic write sensors/dev1/#
+pattern write devices/%u/#
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.AllowAnonymous = false
+	cfg.PasswordFile = pw
+	srv := newServer(t, cfg)
+	srv.SetAuth(srv.policy.Load().users, acl)
+
+	// Without the flag, no user name and a wrong password are refused.
+	_, _, err = srv.Connect(ConnectInfo{ClientID: "dev1"}, newSink())
+	mustIs(t, err, ErrNotAuthorized)
+	_, _, err = srv.Connect(ConnectInfo{ClientID: "dev1", Username: "psk-dev1", Password: []byte("x")}, newSink())
+	mustIs(t, err, ErrBadCredentials)
+
+	s, _, err := srv.Connect(ConnectInfo{ClientID: "dev1", Username: "psk-dev1", Authenticated: true}, newSink())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Username() != "psk-dev1" {
+		t.Fatalf("user name %q", s.Username())
+	}
+	for _, topic := range []string{"sensors/dev1/t", "devices/psk-dev1/t"} {
+		if err := s.Publish(&Message{Topic: topic}); err != nil {
+			t.Fatalf("%s: %v", topic, err)
+		}
+	}
+	mustIs(t, s.Publish(&Message{Topic: "sensors/dev2/t"}), ErrNotAuthorized)
+	mustIs(t, s.Publish(&Message{Topic: "devices/other/t"}), ErrNotAuthorized)
+	if codes := sub(t, s, subQ("sensors/dev1/t", 0)); codes[0] != 0x87 {
+		t.Fatalf("subscribe without a read rule: %x", codes)
+	}
+
+	// Anonymous but vouched for: connects; gets only the anonymous rules.
+	a, _, err := srv.Connect(ConnectInfo{ClientID: "plain", Authenticated: true}, newSink())
+	if err != nil || a.Username() != "" {
+		t.Fatalf("anonymous authenticated: %v", err)
+	}
+	mustIs(t, a.Publish(&Message{Topic: "sensors/dev1/t"}), ErrNotAuthorized)
+	// The will is checked against the ACL too.
+	_, _, err = srv.Connect(ConnectInfo{ClientID: "dev1w", Username: "psk-dev1", Authenticated: true,
+		Will: &Will{Msg: Message{Topic: "status/dev1"}}}, newSink())
+	mustIs(t, err, ErrNotAuthorized)
 }

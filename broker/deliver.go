@@ -68,12 +68,15 @@ func (s *session) blockedLocked() bool {
 // offer gives message m to s for target t. With pb non-nil (a store is
 // configured) QoS 1/2 messages of persistent sessions are only queued
 // and recorded in pb: the publisher delivers them once they are durable.
-func (s *session) offer(m *Message, t *target, pb *persistBatch) {
-	if s.full.Load() {
+// admitted says that the publisher passed the queue check (checkQueues):
+// a QoS 1/2 delivery is then queued even when the queue is full.
+func (s *session) offer(m *Message, t *target, pb *persistBatch, admitted bool) {
+	it := qitem{msg: m, ids: t.ids, qos: min(m.QoS, t.qos), retain: t.rap && m.Retain}
+	it.admitted = admitted && it.qos > 0
+	if !it.admitted && s.full.Load() {
 		s.srv.stats.droppedQueueFull.Add(1)
 		return
 	}
-	it := qitem{msg: m, ids: t.ids, qos: min(m.QoS, t.qos), retain: t.rap && m.Retain}
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -104,15 +107,23 @@ func (s *session) offer(m *Message, t *target, pb *persistBatch) {
 
 // enqueueLocked appends it to the queue, applying the QoS 0 policy and
 // the queue bound. It reports whether it was queued. Caller holds s.mu.
+//
+// An admitted item (a QoS 1/2 message whose publisher passed
+// checkQueues, and may be acknowledged) is never refused: if the queue
+// filled up between the check and now (a concurrent publisher), it goes
+// above the bound. The overshoot is small: once the queue is full,
+// s.full is set and checkQueues refuses new QoS 1/2 publishes, so only
+// publishes already past the check overshoot.
 func (s *session) enqueueLocked(it qitem) bool {
 	st := &s.srv.stats
 	if it.qos == 0 && !s.queueQoS0 && (s.cur == nil || s.refused) {
 		st.droppedQoS0.Add(1)
 		return false
 	}
-	if s.queue.len() >= s.srv.cfg.MaxQueuedMessages {
-		if !s.evictLocked() {
-			s.full.Store(true)
+	max := s.srv.cfg.MaxQueuedMessages
+	if s.queue.len() >= max && !s.evictLocked() {
+		s.full.Store(true)
+		if !it.admitted {
 			st.droppedQueueFull.Add(1)
 			s.srv.dropLog(s.id, "queue full: message refused")
 			return false
@@ -120,6 +131,10 @@ func (s *session) enqueueLocked(it qitem) bool {
 	}
 	s.queue.pushBack(it)
 	st.queued.Add(1)
+	if s.queue.len() >= max && s.queue.qos0 == 0 && s.queue.expiring == 0 {
+		// Full with nothing to evict: refuse QoS 1/2 publishes from now.
+		s.full.Store(true)
+	}
 	return true
 }
 

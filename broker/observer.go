@@ -26,8 +26,12 @@ type Observer interface {
 	// SessionWill reports a successful Session.SetWill (nil: deleted).
 	SessionWill(clientID string, w *Will)
 	// SessionPublished reports a message the client published and the
-	// broker accepted (Session.Publish returned nil). m is shared with
-	// the subscribers: read-only.
+	// broker accepted (Session.Publish returned nil). For
+	// Session.PublishAsync it is reported once the message is routed,
+	// from the caller's goroutine before PublishAsync returns (so in
+	// order with the client's other calls), which may be before it is
+	// durable; a later store failure does not retract it. m is shared
+	// with the subscribers: read-only.
 	SessionPublished(clientID string, m *Message)
 	// SessionDisconnected reports Session.Disconnect: the client left
 	// (sendWill false) or was lost (sendWill true).
@@ -72,8 +76,9 @@ func (srv *Server) observe(h *Session, info *ConnectInfo, present bool) {
 // a persistent session, QoS 0 kept per the session's QueueQoS0) and
 // delivered in order with the session's other messages. The broker owns
 // m afterwards. It returns ErrBadTopic for an invalid topic or QoS,
-// ErrSessionClosed (wrapped) when no session has that client ID, and
-// ErrServerShutdown after Close.
+// ErrSessionClosed (wrapped) when no session has that client ID,
+// ErrSubscriberQueueFull (wrapped) for a QoS 1/2 delivery while the
+// session's queue is full, and ErrServerShutdown after Close.
 func (srv *Server) DeliverTo(clientID string, m *Message, qos QoS) error {
 	if m == nil || qos > 2 {
 		return fmt.Errorf("deliver to %q: %w: nil message or QoS above 2", clientID, ErrBadTopic)
@@ -91,11 +96,15 @@ func (srv *Server) DeliverTo(clientID string, m *Message, qos QoS) error {
 	if s == nil {
 		return fmt.Errorf("deliver to %q: %w: no such session", clientID, ErrSessionClosed)
 	}
+	if min(m.QoS, qos) > 0 && s.congested() {
+		srv.refuseLog(s, m)
+		return fmt.Errorf("deliver to %q: %w", clientID, ErrSubscriberQueueFull)
+	}
 	var pb *persistBatch
 	if srv.store != nil {
 		pb = &persistBatch{}
 	}
-	s.offer(m, &target{sess: s, qos: qos}, pb)
+	s.offer(m, &target{sess: s, qos: qos}, pb, true)
 	if pb == nil {
 		return nil
 	}

@@ -211,7 +211,12 @@ func TestQueueBound(t *testing.T) {
 	pub(t, p, "a", "q0-new", 0, false)
 	pub(t, p, "a", "q1-b", 1, false) // full: drops q0-old
 	pub(t, p, "a", "q1-c", 1, false) // full: drops q0-new
-	pub(t, p, "a", "q1-d", 1, false) // full, no QoS 0: refused
+	// Full, no QoS 0 to evict: the publisher is refused, nothing dropped.
+	err := p.Publish(&Message{Topic: "a", Payload: []byte("q1-d"), QoS: 1})
+	mustIs(t, err, ErrSubscriberQueueFull)
+	mustIs(t, err, ErrQuotaExceeded)
+	// QoS 0 keeps the drop policy: refused silently.
+	pub(t, p, "a", "q0-refused", 0, false)
 	_, sink := conn(t, srv, "c", resumeOld, func(i *ConnectInfo) { i.QueueQoS0 = true })
 	for _, want := range []string{"q1-a", "q1-b", "q1-c"} {
 		if d := sink.next(t); string(d.Msg.Payload) != want {
@@ -219,8 +224,8 @@ func TestQueueBound(t *testing.T) {
 		}
 	}
 	sink.none(t)
-	if st := srv.Stats(); st.DroppedQueueFull != 3 {
-		t.Errorf("dropped %d", st.DroppedQueueFull)
+	if st := srv.Stats(); st.DroppedQueueFull != 3 || st.PublishesRefusedQueueFull != 1 {
+		t.Errorf("dropped %d, refused %d", st.DroppedQueueFull, st.PublishesRefusedQueueFull)
 	}
 	// Room again: new messages are taken.
 	pub(t, p, "a", "after", 0, false)

@@ -10,6 +10,9 @@ type qitem struct {
 	// unsynced marks a message not yet durable in the Store: delivery
 	// stops at it until the publisher's Apply has returned.
 	unsynced bool
+	// admitted marks a QoS 1/2 message whose publisher passed the queue
+	// check: it may exceed the queue bound (session.enqueueLocked).
+	admitted bool
 }
 
 // expired reports whether the message's expiry has passed; the clock is

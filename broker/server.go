@@ -40,6 +40,7 @@ type Server struct {
 	sched    scheduler
 	policy   atomic.Pointer[policy]
 	observer atomic.Pointer[observerHook] // see observer.go
+	lanes    [asyncLanes]asyncLane        // PublishAsync completions (async.go)
 	stats    counters
 
 	sysMu      sync.Mutex
@@ -407,53 +408,92 @@ func (srv *Server) PublishAnonymous(m *Message, identity string) error {
 		return ErrServerShutdown
 	}
 	m.From = identity
-	return srv.publish(m, identity, "", identity != "")
+	return srv.publish(m, identity, "", identity != "", true)
 }
 
-// publish validates and routes m.
-func (srv *Server) publish(m *Message, clientID, username string, client bool) error {
+// publish validates and routes m and waits for the store. quota says
+// whether a QoS 1/2 message is refused when a subscriber's queue is full
+// (see stageRoute).
+func (srv *Server) publish(m *Message, clientID, username string, client, quota bool) error {
+	pb, err := srv.stagePublish(m, clientID, username, client, quota)
+	if err != nil || pb == nil {
+		return err
+	}
+	return pb.finish(srv)
+}
+
+// stagePublish validates and routes m, returning the store batch to
+// finish (nil without a store).
+func (srv *Server) stagePublish(m *Message, clientID, username string, client, quota bool) (*persistBatch, error) {
 	if err := srv.limits.checkName(m.Topic); err != nil {
 		srv.stats.badTopics.Add(1)
-		return fmt.Errorf("publish: %w", err)
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	if m.QoS > 2 {
-		return fmt.Errorf("publish: %w: QoS %d", ErrBadTopic, m.QoS)
+		return nil, fmt.Errorf("publish: %w: QoS %d", ErrBadTopic, m.QoS)
 	}
 	if client {
 		if strings.HasPrefix(m.Topic, "$SYS") || !srv.policy.Load().canPublish(clientID, username, m.Topic) {
 			srv.stats.aclDenied.Add(1)
-			return fmt.Errorf("publish to %q: %w", m.Topic, ErrNotAuthorized)
+			return nil, fmt.Errorf("publish to %q: %w", m.Topic, ErrNotAuthorized)
 		}
 	}
-	return srv.route(m, true)
+	return srv.stageRoute(m, true, quota)
 }
 
 // route updates the retained store and delivers m to the matching
-// sessions. count says whether m counts in Stats.MessagesReceived.
+// sessions, without the queue check. count says whether m counts in
+// Stats.MessagesReceived.
 func (srv *Server) route(m *Message, count bool) error {
+	pb, err := srv.stageRoute(m, count, false)
+	if err != nil || pb == nil {
+		return err
+	}
+	return pb.finish(srv)
+}
+
+// stageRoute updates the retained store and offers m to the matching
+// sessions; it returns the store batch to finish (nil without a store).
+// With quota, a QoS 1/2 message that a matching session would get at QoS
+// 1/2 is refused with ErrSubscriberQueueFull, before any change, when
+// that session's queue is full (async.go); once past the check, it is
+// queued even above the bound rather than dropped.
+func (srv *Server) stageRoute(m *Message, count, quota bool) (*persistBatch, error) {
+	quota = quota && m.QoS > 0
+	if quota && m.Retain {
+		// The retained store is updated before matching (so that a
+		// concurrent Subscribe cannot miss m): check first, on a match
+		// of its own.
+		if err := srv.checkQueues(m, nil); err != nil {
+			return nil, err
+		}
+	}
 	var pb *persistBatch
 	if srv.store != nil {
 		pb = &persistBatch{}
 	}
 	if m.Retain {
 		if err := srv.retained.set(m, srv.cfg, &srv.stats, srv.store, pb); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	sc := scratchPool.Get().(*matchScratch)
+	srv.tree.match(m.Topic, m.From, sc)
+	if quota && !m.Retain {
+		if err := srv.checkQueues(m, sc); err != nil {
+			sc.release()
+			return nil, err
 		}
 	}
 	if count {
 		srv.stats.received.Add(1)
 		srv.stats.receivedBytes.Add(uint64(len(m.Payload)))
 	}
-	sc := scratchPool.Get().(*matchScratch)
-	srv.tree.match(m.Topic, m.From, sc)
 	for i := range sc.targets {
-		sc.targets[i].sess.offer(m, &sc.targets[i], pb)
+		sc.targets[i].sess.offer(m, &sc.targets[i], pb, quota)
 	}
 	sc.release()
-	if pb == nil {
-		return nil
-	}
-	return pb.finish(srv)
+	return pb, nil
 }
 
 // dropLog logs queue drops, at most once a second.

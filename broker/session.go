@@ -144,7 +144,8 @@ type Session struct {
 	sink     Sink
 	username string
 	closed   atomic.Bool
-	obs      Observer // set by Connect when observed (observer.go)
+	obs      Observer     // set by Connect when observed (observer.go)
+	async    atomic.Int32 // PublishAsync calls whose done has not run yet
 }
 
 // ClientID returns the session's client identifier.
@@ -160,7 +161,20 @@ func (h *Session) Username() string { return h.username }
 // full) or ErrSessionClosed, wrapped; the front end maps them to PUBACK or
 // PUBREC reason codes. With a Store, a QoS 1/2 message is durable for all
 // persistent subscribers when Publish returns.
+//
+// A QoS 1/2 message that a subscriber would get at QoS 1/2 is refused
+// with ErrSubscriberQueueFull (which wraps ErrQuotaExceeded) while that
+// subscriber's queue is full: the publisher keeps it and sends it again
+// later, instead of the broker dropping an acknowledged message.
+//
+// Publish is the blocking form of PublishAsync (async.go).
 func (h *Session) Publish(m *Message) error {
+	if h.async.Load() != 0 {
+		// Keep the order with the PublishAsync calls not done yet.
+		ch := make(chan error, 1)
+		h.PublishAsync(m, func(err error) { ch <- err })
+		return <-ch
+	}
 	if h.closed.Load() {
 		return ErrSessionClosed
 	}
@@ -168,7 +182,7 @@ func (h *Session) Publish(m *Message) error {
 		return fmt.Errorf("publish: %w: nil message", ErrBadTopic)
 	}
 	m.From = h.s.id
-	return h.observePublish(m, h.s.srv.publish(m, h.s.id, h.username, true))
+	return h.observePublish(m, h.s.srv.publish(m, h.s.id, h.username, true, true))
 }
 
 // Ack handles PUBACK for the QoS 1 delivery with packet id; unknown ids
@@ -452,7 +466,7 @@ func (h *Session) Subscribe(subs []Subscription) []byte {
 		}
 		t := target{sess: s, ids: idsFor(sub.ID), qos: sub.QoS, rap: true}
 		for _, m := range srv.retained.each(a.filter, srv.clock.Now(), srv.store) {
-			s.offer(m, &t, pb)
+			s.offer(m, &t, pb, false)
 		}
 	}
 	if pb == nil {

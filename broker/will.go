@@ -25,7 +25,7 @@ func (srv *Server) publishWill(clientID, username string, w *Will) {
 	if w.MsgExpiry > 0 {
 		m.Expiry = srv.clock.Now().Add(w.MsgExpiry)
 	}
-	if err := srv.publish(&m, clientID, username, true); err != nil {
+	if err := srv.publish(&m, clientID, username, true, false); err != nil {
 		srv.log.Info("will not published", "client", clientID, "topic", m.Topic, "err", err)
 		return
 	}

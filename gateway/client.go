@@ -96,6 +96,7 @@ type client struct {
 	nextID  uint16 // gateway REGISTER message IDs
 	inQoS2  uint16 // inbound QoS 2 MsgId awaiting PUBREL
 	hasQoS2 bool
+	pub     *pubWait // inbound QoS 1/2 PUBLISH the broker is routing (pubasync.go)
 	removed bool
 	unbound atomic.Bool // another client took this client's address
 	// congestion is the client's own link congestion on links where it

@@ -288,13 +288,15 @@ type clientPolicy struct {
 	predefined *topicTable
 }
 
-// policy is the compiled admission configuration, read-only after New.
+// policy is the compiled admission configuration. It is immutable; Reload
+// replaces it as a whole (reload.go).
 type policy struct {
 	global     *topicTable
 	clients    map[string]*clientPolicy
 	byAddrPort map[netip.AddrPort]*clientPolicy // QoS -1 senders
 	byAddr     map[netip.Addr]*clientPolicy
 	fwdAny     bool
+	fwdOff     bool // Config.DisableForwarders
 	fwdAddr    map[netip.Addr]bool
 	fwdPort    map[netip.AddrPort]bool
 	identities map[string]map[string]bool
@@ -310,6 +312,7 @@ func compilePolicy(c *Config) (*policy, error) {
 		fwdPort:    make(map[netip.AddrPort]bool),
 		identities: make(map[string]map[string]bool),
 		fwdAny:     len(c.Forwarders) == 0,
+		fwdOff:     c.DisableForwarders,
 	}
 	if p.global, err = newTopicTable(c.Predefined); err != nil {
 		return nil, err

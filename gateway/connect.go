@@ -118,6 +118,18 @@ func peerMayUse(ls *linkState, key *peerKey, clientID []byte) (identity, why str
 	return identity, "", true
 }
 
+// linkIdentity returns the identity the link authenticated the peer at
+// key with (DTLS PSK identity or certificate subject), "" on links that
+// do not authenticate peers. It becomes the session's broker user name,
+// for the ACL's user sections and %u.
+func linkIdentity(ls *linkState, key *peerKey) string {
+	if ls == nil || ls.ident == nil {
+		return ""
+	}
+	identity, _ := ls.ident.PeerIdentity(key.addr)
+	return identity
+}
+
 // whyDowngrade is logged when downgrade refuses a frame.
 const whyDowngrade = "client is bound to a link that authenticates peers"
 
@@ -208,6 +220,10 @@ func (sh *shard) attach(c *client, clean bool, keepAlive uint16, will *broker.Wi
 		Listener:       c.link.listener,
 		RemoteAddr:     c.key.String(),
 		QueueQoS0:      true,
+		// The gateway admitted the client (allow-list, link identity):
+		// the broker skips passwords and AllowAnonymous, not the ACL.
+		Authenticated: true,
+		Username:      linkIdentity(c.link, &c.key),
 	}
 	if !clean {
 		info.SessionExpiry = broker.NoExpiry

@@ -81,6 +81,7 @@ func (sh *shard) pump(c *client) {
 			sh.startOut(c, &outflight{kind: outPublish, msgID: d.PacketID, topicID: id, tt: tt, d: *d})
 		}
 		sh.g.stats.publishOut.Add(1)
+		c.link.countOut(d.QoS)
 		resume = sh.popHold(c) || resume
 	}
 	if resume && c.sess != nil {

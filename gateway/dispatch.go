@@ -40,6 +40,7 @@ func (sh *shard) onFrame(ev *frameEv) {
 		return // forwarded to its shard
 	}
 	if p.Type == sn.TypePublish && p.Publish.QoS == sn.QoSMinus1 {
+		ev.link.countIn(sn.QoSMinus1)
 		sh.onQoSMinus1(ev, c, &p.Publish)
 		return
 	}
@@ -64,6 +65,7 @@ func (sh *shard) onFrame(ev *frameEv) {
 	}
 	switch p.Type {
 	case sn.TypePublish:
+		ev.link.countIn(p.Publish.QoS)
 		sh.onPublish(c, &p.Publish)
 	case sn.TypePuback:
 		sh.onPuback(c, &p.Puback)
@@ -151,6 +153,8 @@ func (sh *shard) transition(c *client, ev Event, why string) {
 	}
 	sh.countState(from, -1)
 	sh.countState(to, +1)
+	countLinkState(c.link, from, -1)
+	countLinkState(c.link, to, +1)
 	if c.sink != nil {
 		c.sink.accepting.Store(to.receiving())
 	}
@@ -206,6 +210,10 @@ func (sh *shard) forget(c *client) {
 	}
 	c.removed = true
 	sh.countState(c.state, -1)
+	if c.link != nil {
+		countLinkState(c.link, c.state, -1)
+		c.link.ctr.clients.Add(-1)
+	}
 	sh.g.stats.clients.Add(-1)
 	if sh.clients[c.id] == c {
 		delete(sh.clients, c.id)
@@ -238,6 +246,14 @@ func (sh *shard) bind(c *client, ls *linkState, key *peerKey, whole bool) {
 	}
 	ls.bind[*key] = c
 	ls.mu.Unlock()
+	if old := c.link; old != ls { // move the link gauges
+		if old != nil {
+			old.ctr.clients.Add(-1)
+			countLinkState(old, c.state, -1)
+		}
+		ls.ctr.clients.Add(1)
+		countLinkState(ls, c.state, +1)
+	}
 	c.link, c.key, c.whole = ls, *key, whole
 	c.unbound.Store(false)
 	if rebind {

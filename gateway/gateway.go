@@ -59,6 +59,7 @@ type linkState struct {
 	prio  transport.PriorityWriter
 	batch batchWriter
 	fb    *linkFeedback // delivery failures, retry advice, congestion (radiolink.go)
+	ctr   linkCounters  // LinkStats (linkstats.go)
 
 	mu   sync.RWMutex
 	bind map[peerKey]*client
@@ -75,8 +76,13 @@ func (ls *linkState) lookup(k *peerKey) *client {
 // Gateway is the MQTT-SN gateway. Create it with New, run it with Serve,
 // stop it with Close.
 type Gateway struct {
-	cfg    Config
+	cfg Config
+	// pol is the admission policy as the shards read it, without
+	// synchronisation: Reload replaces it (and the admission fields of
+	// cfg, and the links' allow functions) only while every shard is
+	// parked. live is the same policy for the link readers.
 	pol    *policy
+	live   atomic.Pointer[policy]
 	srv    *broker.Server
 	log    *slog.Logger
 	debug  bool
@@ -91,6 +97,9 @@ type Gateway struct {
 	closeOnce sync.Once
 	serving   atomic.Bool
 	wg        sync.WaitGroup
+
+	reloadMu sync.Mutex // serialises Reload with itself and with starting the shards
+	started  bool       // the shards run (guarded by reloadMu)
 }
 
 // New creates a gateway that serves MQTT-SN on links and attaches its
@@ -119,6 +128,7 @@ func New(cfg Config, srv *broker.Server, links ...transport.Link) (*Gateway, err
 		epoch: time.Now(),
 		done:  make(chan struct{}),
 	}
+	g.live.Store(pol)
 	g.debug = g.log.Handler().Enabled(context.Background(), slog.LevelDebug)
 	g.limits = newSourceLimiter(cfg.NewClientRate, cfg.NewClientBurst, cfg.MaxPendingConnectsPerSource, cfg.MaxSources)
 	for i, l := range links {
@@ -134,13 +144,14 @@ func New(cfg Config, srv *broker.Server, links ...transport.Link) (*Gateway, err
 		ls.prio, _ = l.(transport.PriorityWriter)
 		ls.batch, _ = l.(batchWriter)
 		ls.fb = newLinkFeedback(l)
-		if ls.ident != nil {
-			ls.allow = pol.identityAllows
-		}
 		g.links = append(g.links, ls)
 	}
-	if err := g.applyLinkPolicies(cfg.LinkPolicies); err != nil {
+	allow, err := g.linkAllows(pol, cfg.LinkPolicies)
+	if err != nil {
 		return nil, fmt.Errorf("gateway: config: %w", err)
+	}
+	for i, ls := range g.links {
+		ls.allow = allow[i]
 	}
 	for i := 0; i < cfg.Shards; i++ {
 		g.shards = append(g.shards, newShard(g, i))
@@ -148,16 +159,24 @@ func New(cfg Config, srv *broker.Server, links ...transport.Link) (*Gateway, err
 	return g, nil
 }
 
-// applyLinkPolicies gives each link listed in Config.LinkPolicies its own
-// identity policy in place of the global Identities.
-func (g *Gateway) applyLinkPolicies(ps []LinkPolicy) error {
+// linkAllows returns the identity policy of each link, indexed like
+// g.links: for links that authenticate peers, the Allowed function of
+// their entry in ps (Config.LinkPolicies), else pol's global Identities;
+// nil for the other links. It checks ps and changes nothing.
+func (g *Gateway) linkAllows(pol *policy, ps []LinkPolicy) ([]func(identity, clientID string) bool, error) {
+	allow := make([]func(identity, clientID string) bool, len(g.links))
+	for i, ls := range g.links {
+		if ls.ident != nil {
+			allow[i] = pol.identityAllows
+		}
+	}
 	own := make(map[int]bool, len(ps))
 	for i, p := range ps {
 		if p.Link == nil {
-			return fmt.Errorf("link policy %d: no link", i)
+			return nil, fmt.Errorf("link policy %d: no link", i)
 		}
 		if p.Allowed == nil {
-			return fmt.Errorf("link policy %d (link %s): no Allowed function", i, p.Link.Name())
+			return nil, fmt.Errorf("link policy %d (link %s): no Allowed function", i, p.Link.Name())
 		}
 		var ls *linkState
 		for _, cand := range g.links {
@@ -168,16 +187,16 @@ func (g *Gateway) applyLinkPolicies(ps []LinkPolicy) error {
 		}
 		switch {
 		case ls == nil:
-			return fmt.Errorf("link policy %d (link %s): not one of the gateway's links", i, p.Link.Name())
+			return nil, fmt.Errorf("link policy %d (link %s): not one of the gateway's links", i, p.Link.Name())
 		case ls.ident == nil:
-			return fmt.Errorf("link policy %d (link %s): the link does not authenticate peers (no transport.Identifier)", i, ls.name)
+			return nil, fmt.Errorf("link policy %d (link %s): the link does not authenticate peers (no transport.Identifier)", i, ls.name)
 		case own[ls.idx]:
-			return fmt.Errorf("link policy %d (link %s): a second policy for the same link", i, ls.name)
+			return nil, fmt.Errorf("link policy %d (link %s): a second policy for the same link", i, ls.name)
 		}
 		own[ls.idx] = true
-		ls.allow = p.Allowed
+		allow[ls.idx] = p.Allowed
 	}
-	return nil
+	return allow, nil
 }
 
 // now is the gateway's monotonic clock in nanoseconds.
@@ -199,10 +218,13 @@ func (g *Gateway) Serve() error {
 		return ErrClosed
 	default:
 	}
+	g.reloadMu.Lock()
 	for _, sh := range g.shards {
 		g.wg.Add(1)
 		go sh.run()
 	}
+	g.started = true
+	g.reloadMu.Unlock()
 	for _, ls := range g.links {
 		g.wg.Add(1)
 		go g.readLoop(ls)
@@ -304,14 +326,15 @@ func (g *Gateway) route(ls *linkState, from transport.Addr, frame []byte, p *sn.
 		return
 	}
 	if sn.V12.MsgType(h.Code) == sn.TypeEncapsulated {
-		if g.cfg.DisableForwarders {
+		pol := g.live.Load()
+		if pol.fwdOff {
 			g.stats.rejectForwarder.Add(1)
 			return
 		}
 		// The Forwarders list names IP peers; senders on links without IP
 		// addresses (a serial bridge, radio nodes) are not subject to it.
 		ap, ok := from.AddrPort()
-		if (ok || ls.ident != nil) && !g.pol.forwarderAllowed(ap, ok) {
+		if (ok || ls.ident != nil) && !pol.forwarderAllowed(ap, ok) {
 			g.stats.rejectForwarder.Add(1)
 			g.log.Debug("encapsulated frame from a forwarder not allowed", "link", ls.name, "from", from)
 			return

@@ -39,14 +39,21 @@ func (sh *shard) predefined(cp *clientPolicy, id uint16) (string, bool) {
 }
 
 // onPublish handles a QoS 0, 1 or 2 PUBLISH from a connected client. It
-// acknowledges only after the broker accepted the message.
+// acknowledges only after the broker accepted the message: a QoS 1/2 one
+// goes to the broker with Session.PublishAsync and is answered by
+// onPublished (pubasync.go) once the broker has routed it and made it
+// durable, without holding up the shard.
 func (sh *shard) onPublish(c *client, m *sn.Publish) {
 	g := sh.g
 	if m.QoS == sn.QoS2 && c.hasQoS2 && c.inQoS2 == m.MsgID {
 		sh.send(c, &sn.Pubrec{MsgID: m.MsgID}) // duplicate: already published
 		return
 	}
-	if (m.QoS == sn.QoS1 || m.QoS == sn.QoS2) && sh.rejectCongested(c.link, c) { // radiolink.go
+	qos12 := m.QoS == sn.QoS1 || m.QoS == sn.QoS2
+	if qos12 && sh.publishBusy(c, m) { // pubasync.go
+		return
+	}
+	if qos12 && sh.rejectCongested(c.link, c) { // radiolink.go
 		sh.send(c, &sn.Puback{TopicID: m.TopicID, MsgID: m.MsgID, ReturnCode: sn.RejectedCongestion})
 		return
 	}
@@ -63,6 +70,11 @@ func (sh *shard) onPublish(c *client, m *sn.Publish) {
 	if len(m.Data) > 0 {
 		msg.Payload = append(make([]byte, 0, len(m.Data)), m.Data...)
 	}
+	if qos12 {
+		sh.publishAsync(c, m, msg)
+		return
+	}
+	// QoS 0: Publish waits for the store only for a retained message.
 	rc := sn.Accepted
 	if err := c.sess.Publish(msg); err != nil {
 		rc = publishCode(err)
@@ -71,14 +83,8 @@ func (sh *shard) onPublish(c *client, m *sn.Publish) {
 	} else {
 		g.stats.publishIn.Add(1)
 	}
-	switch {
-	case rc != sn.Accepted:
+	if rc != sn.Accepted {
 		sh.send(c, &sn.Puback{TopicID: m.TopicID, MsgID: m.MsgID, ReturnCode: rc})
-	case m.QoS == sn.QoS1:
-		sh.send(c, &sn.Puback{TopicID: m.TopicID, MsgID: m.MsgID, ReturnCode: sn.Accepted})
-	case m.QoS == sn.QoS2:
-		c.inQoS2, c.hasQoS2 = m.MsgID, true
-		sh.send(c, &sn.Pubrec{MsgID: m.MsgID})
 	}
 }
 

@@ -57,10 +57,12 @@ type shard struct {
 
 	frames     chan frameEv
 	deliveries chan deliverEv
+	published  chan *pubWait // PublishAsync results (pubasync.go)
 	free       chan *frameBuf
 	nbuf       atomic.Int32
 	kick       chan struct{}
 	stopped    chan struct{}
+	reload     chan *reloadReq // see reload.go
 
 	mu          sync.Mutex // guards the two lists below
 	starved     []*sink
@@ -81,6 +83,7 @@ type shard struct {
 	q0      []broker.Delivery // QoS 0 deliveries of this flush on metered links
 	requeue []requeued        // of those, the ones a congested link refused
 	dirty   []*client         // clients whose topic IDs must be saved (persist.go)
+	npub    int               // QoS 1/2 publishes the broker has not answered (pubasync.go)
 }
 
 func newShard(g *Gateway, idx int) *shard {
@@ -90,9 +93,11 @@ func newShard(g *Gateway, idx int) *shard {
 		idx:        idx,
 		frames:     make(chan frameEv, n),
 		deliveries: make(chan deliverEv, n),
+		published:  make(chan *pubWait, n),
 		free:       make(chan *frameBuf, n),
 		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
+		reload:     make(chan *reloadReq),
 		clients:    make(map[string]*client),
 		shorts:     make(map[uint16]string),
 		timerAt:    -1,
@@ -170,6 +175,8 @@ func (sh *shard) run() {
 			sh.onFrameEv(&ev)
 		case ev := <-sh.deliveries:
 			sh.onDeliver(&ev)
+		case w := <-sh.published:
+			sh.onPublished(w)
 		case <-sh.kick:
 			sh.onWake()
 		case <-sh.timer.C:
@@ -177,6 +184,8 @@ func (sh *shard) run() {
 			sh.fireTimers()
 		case ev := <-sh.txfail:
 			sh.onTxFailure(&ev)
+		case r := <-sh.reload:
+			sh.onReload(r)
 		case <-sh.g.done:
 			sh.shutdown()
 			return
@@ -194,6 +203,8 @@ func (sh *shard) drain() {
 			sh.onFrameEv(&ev)
 		case ev := <-sh.deliveries:
 			sh.onDeliver(&ev)
+		case w := <-sh.published:
+			sh.onPublished(w)
 		default:
 			return
 		}

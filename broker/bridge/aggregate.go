@@ -28,6 +28,67 @@ func newAggregate(b *Bridge) *aggregate {
 	return &aggregate{b: b, up: rules(b.cfg.Up), down: rules(b.cfg.Down), localID: "sngate-bridge-" + b.cfg.ID}
 }
 
+// prepare makes sure, before the first upstream connection, that the
+// bridge's local session exists and is subscribed to the Up filters: it
+// attaches the session (held, so nothing is delivered), subscribes, and
+// detaches it again. The session is then offline, exactly as while the
+// link is down, and the broker queues for it (QoS 0 too unless
+// DropQoS0WhileDown, bounded, persisted with a Store, for
+// LocalSessionExpiry) until serve attaches it and drains the queue in
+// order. Without it, what was published locally before upstream was
+// first reached would be lost on a fresh data directory.
+func (a *aggregate) prepare() {
+	if len(a.up) == 0 {
+		return
+	}
+	s := &aggSink{closed: make(chan struct{})}
+	s.dead.Store(true) // held until Disconnect anyway: refuse everything
+	sess, _, err := a.b.srv.Connect(a.localInfo(), s)
+	if err != nil {
+		a.b.log.Error("bridge: local session refused: nothing is queued for upstream until it is first reached",
+			"client", a.localID, "err", err)
+		return
+	}
+	a.handle.Store(sess)
+	a.subscribeLocal(sess)
+	sess.Disconnect(false)
+}
+
+// localInfo describes the bridge's local session.
+func (a *aggregate) localInfo() broker.ConnectInfo {
+	cfg := &a.b.cfg
+	expiry := cfg.LocalSessionExpiry
+	if expiry < 0 {
+		expiry = broker.NoExpiry
+	}
+	return broker.ConnectInfo{
+		ClientID:       a.localID,
+		Username:       cfg.LocalUsername,
+		Password:       []byte(cfg.LocalPassword),
+		SessionExpiry:  expiry,
+		ReceiveMaximum: uint16(cfg.MaxInflight),
+		Listener:       "bridge",
+		RemoteAddr:     cfg.URL,
+		QueueQoS0:      !cfg.DropQoS0WhileDown,
+	}
+}
+
+// subscribeLocal subscribes the local session to the Up filters (again:
+// an existing subscription is replaced, without resending retained
+// messages).
+func (a *aggregate) subscribeLocal(sess *broker.Session) {
+	subs := make([]broker.Subscription, len(a.up))
+	for i, r := range a.up {
+		subs[i] = broker.Subscription{Filter: r.LocalPrefix + r.Topic, QoS: r.QoS, NoLocal: true,
+			RetainAsPublished: true, RetainHandling: 1}
+	}
+	for i, c := range sess.Subscribe(subs) {
+		if c > 2 {
+			a.b.log.Error("bridge: local subscription refused", "filter", subs[i].Filter, "reason", c)
+		}
+	}
+}
+
 // run connects, serves and reconnects until ctx ends.
 func (a *aggregate) run(ctx context.Context) {
 	cfg := &a.b.cfg
@@ -89,21 +150,7 @@ func (a *aggregate) serve(ctx context.Context, lk link, lc *aggLink) (stop bool)
 	log := a.b.log
 	lc.v4 = lk.version() == 4
 	s := &aggSink{out: make(chan broker.Delivery, cfg.MaxInflight+16), closed: make(chan struct{})}
-	expiry := cfg.LocalSessionExpiry
-	if expiry < 0 {
-		expiry = broker.NoExpiry
-	}
-	info := broker.ConnectInfo{
-		ClientID:       a.localID,
-		Username:       cfg.LocalUsername,
-		Password:       []byte(cfg.LocalPassword),
-		SessionExpiry:  expiry,
-		ReceiveMaximum: uint16(cfg.MaxInflight),
-		Listener:       "bridge",
-		RemoteAddr:     cfg.URL,
-		QueueQoS0:      !cfg.DropQoS0WhileDown,
-	}
-	sess, _, err := a.b.srv.Connect(info, s)
+	sess, _, err := a.b.srv.Connect(a.localInfo(), s)
 	if err != nil {
 		close(lc.ready)
 		lk.close(false)
@@ -119,16 +166,7 @@ func (a *aggregate) serve(ctx context.Context, lk link, lc *aggLink) (stop bool)
 		lk.close(false)
 	}()
 
-	subs := make([]broker.Subscription, len(a.up))
-	for i, r := range a.up {
-		subs[i] = broker.Subscription{Filter: r.LocalPrefix + r.Topic, QoS: r.QoS, NoLocal: true,
-			RetainAsPublished: true, RetainHandling: 1}
-	}
-	for i, c := range sess.Subscribe(subs) {
-		if c > 2 {
-			log.Error("bridge: local subscription refused", "filter", subs[i].Filter, "reason", c)
-		}
-	}
+	a.subscribeLocal(sess)
 	if len(a.down) > 0 {
 		rs := make([]outSub, len(a.down))
 		for i, r := range a.down {

@@ -164,3 +164,50 @@ func TestAggregateRestart(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestAggregateQueueBeforeFirstConnect: on a fresh local broker, what is
+// published locally before upstream has ever been reached is queued and
+// goes up, in order, once it is.
+func TestAggregateQueueBeforeFirstConnect(t *testing.T) {
+	m := newMosquitto(t, func(string) string { return "allow_anonymous true\n" })
+	// The cloud probe's persistent subscription must be in place before
+	// the bridge's first connection: make it, and stop Mosquitto before
+	// the bridge starts.
+	m.start()
+	const expiry = 600
+	cloud := dialProbe(t, m.addr, "cloud", false, expiry)
+	cloud.sub("up/#", 1)
+	m.stop()
+	<-cloud.c.Done()
+
+	cfg := testBridgeConfig("gw1", m.url())
+	cfg.Up = []Rule{{Topic: "#", LocalPrefix: "data/", RemotePrefix: "up/", QoS: 1}}
+	s := newStack(t, cfg, false)
+	const n = 100
+	for i := 1; i <= n; i++ {
+		s.publishLocal(fmt.Sprintf("data/m/%d", i), 1, "x")
+	}
+	if st := s.br.Stats(); st.Queued != n || st.Connects != 0 {
+		t.Fatalf("before upstream was reached: queued %d, connects %d; want %d, 0", st.Queued, st.Connects, n)
+	}
+
+	m.start()
+	cloud = dialProbe(t, m.addr, "cloud", false, expiry)
+	if !cloud.ca.SessionPresent {
+		t.Fatal("the cloud probe's session did not survive the restart")
+	}
+	for last := 0; last < n; {
+		p := cloud.next()
+		i, err := strconv.Atoi(strings.TrimPrefix(p.Topic, "up/m/"))
+		if err != nil || p.QoS != 1 {
+			t.Fatalf("cloud got %s QoS %d", p.Topic, p.QoS)
+		}
+		if i != last+1 {
+			t.Fatalf("message %d after %d", i, last)
+		}
+		last = i
+	}
+	if st := s.br.Stats(); st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

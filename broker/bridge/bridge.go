@@ -28,8 +28,9 @@
 //
 // Aggregate up: the bridge's local session is persistent. A QoS 1/2
 // message is acknowledged to the local broker only once upstream has
-// acknowledged it; while the link is down the bridge's session is offline
-// and the broker queues for it (bounded by broker.Config.MaxQueuedMessages,
+// acknowledged it; while the link is down, and from Start until upstream
+// is first reached, the bridge's session is offline and the broker
+// queues for it (bounded by broker.Config.MaxQueuedMessages,
 // persisted with a broker Store, QoS 0 too unless DropQoS0WhileDown). On
 // reconnect the broker resends the unacknowledged messages, in order,
 // then the queue: nothing acknowledged is lost, and order is kept.
@@ -172,16 +173,16 @@ func (b *Bridge) event(kind, client string) {
 	}
 }
 
-// New validates cfg and creates a bridge for srv. It does not connect:
-// call Start.
+// New validates cfg (Config.Validate) and creates a bridge for srv. It
+// does not connect: call Start.
 func New(cfg Config, srv *broker.Server) (*Bridge, error) {
 	if srv == nil {
 		return nil, fmt.Errorf("bridge: nil broker server")
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	ep, err := parseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)
@@ -202,10 +203,12 @@ func New(cfg Config, srv *broker.Server) (*Bridge, error) {
 	return b, nil
 }
 
-// Start connects upstream in the background and, in transparent mode,
-// starts following MQTT-SN sessions. Call it before the gateway serves,
-// so that no sensor session is missed. It does nothing after the first
-// call.
+// Start creates the bridge's local session with its Up subscriptions
+// (aggregate mode), so that the broker queues for upstream from now on,
+// connects upstream in the background and, in transparent mode, starts
+// following MQTT-SN sessions. Call it before the gateway serves, so that
+// no sensor session or message is missed. It does nothing after the
+// first call.
 func (b *Bridge) Start() {
 	b.once.Do(func() {
 		if b.closed.Load() {
@@ -215,6 +218,7 @@ func (b *Bridge) Start() {
 			b.tr.start()
 		}
 		if b.agg != nil {
+			b.agg.prepare()
 			b.wg.Add(1)
 			go func() {
 				defer b.wg.Done()

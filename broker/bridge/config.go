@@ -3,7 +3,6 @@ package bridge
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -251,57 +250,6 @@ func parseURL(raw string) (endpoint, error) {
 	}
 	e.addr = net.JoinHostPort(e.host, port)
 	return e, nil
-}
-
-// validate checks c (after withDefaults).
-func (c *Config) validate() error {
-	if c.ID == "" {
-		return errors.New("bridge: ID is required")
-	}
-	if _, err := parseURL(c.URL); err != nil {
-		return fmt.Errorf("bridge: %w", err)
-	}
-	switch c.ProtocolVersion {
-	case 0, 4, 5:
-	default:
-		return fmt.Errorf("bridge: protocol version %d: use 0 (auto), 4 (3.1.1) or 5", c.ProtocolVersion)
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return errors.New("bridge: TLS CertFile and KeyFile go together")
-	}
-	for i, r := range c.Up {
-		if err := r.validate(); err != nil {
-			return fmt.Errorf("bridge: up rule %d: %w", i, err)
-		}
-	}
-	for i, r := range c.Down {
-		if err := r.validate(); err != nil {
-			return fmt.Errorf("bridge: down rule %d: %w", i, err)
-		}
-	}
-	if len(c.Up) == 0 && len(c.Down) == 0 && !c.Transparent.Enabled {
-		return errors.New("bridge: no Up or Down rules and transparent mode off: nothing to bridge")
-	}
-	if strings.ContainsAny(c.Transparent.RemotePrefix, "+#") {
-		return errors.New("bridge: transparent RemotePrefix may not contain wildcards")
-	}
-	return nil
-}
-
-func (r Rule) validate() error {
-	if err := checkFilter(r.Topic); err != nil {
-		return err
-	}
-	if strings.HasPrefix(r.Topic, "$share/") {
-		return errors.New("shared subscriptions are not bridged")
-	}
-	if strings.ContainsAny(r.LocalPrefix, "+#") || strings.ContainsAny(r.RemotePrefix, "+#") {
-		return errors.New("prefixes may not contain wildcards")
-	}
-	if r.QoS > 2 {
-		return fmt.Errorf("QoS %d", r.QoS)
-	}
-	return nil
 }
 
 // tlsConfig builds the upstream tls.Config, or nil for plain TCP.

@@ -100,6 +100,15 @@ func startMosquitto(t *testing.T) *mosquitto {
 // returns, given the broker's directory.
 func startMosquittoWith(t *testing.T, extra func(dir string) string) *mosquitto {
 	t.Helper()
+	m := newMosquitto(t, extra)
+	m.start()
+	return m
+}
+
+// newMosquitto configures mosquitto on a free port, with the listener
+// settings extra returns, without starting it.
+func newMosquitto(t *testing.T, extra func(dir string) string) *mosquitto {
+	t.Helper()
 	bin := mosquittoPath(t)
 	dir := t.TempDir()
 	port := freePort(t)
@@ -112,7 +121,6 @@ func startMosquittoWith(t *testing.T, extra func(dir string) string) *mosquitto 
 	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m.start()
 	t.Cleanup(m.stop)
 	return m
 }

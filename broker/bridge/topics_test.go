@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,5 +111,49 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(ok, nil); err == nil {
 		t.Error("nil server accepted")
+	}
+}
+
+// TestValidateFields: Validate needs no broker and names each field at
+// fault.
+func TestValidateFields(t *testing.T) {
+	ok := Config{ID: "gw1", URL: "mqtt://localhost", Up: []Rule{{Topic: "#"}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	for want, mutate := range map[string]func(*Config){
+		"ID":                        func(c *Config) { c.ID = "a b" },
+		"ClientID":                  func(c *Config) { c.ClientID = "a+" },
+		"URL":                       func(c *Config) { c.URL = "mqtt://u:pw@h" },
+		"TLS":                       func(c *Config) { c.TLS.CAFile = "ca.pem" },
+		"TLS.KeyFile":               func(c *Config) { c.URL = "mqtts://h"; c.TLS.CertFile = "c.pem" },
+		"KeepAlive":                 func(c *Config) { c.KeepAlive = 70000 * time.Second },
+		"MinBackoff":                func(c *Config) { c.MinBackoff = -1 },
+		"MaxInflight":               func(c *Config) { c.MaxInflight = 70000 },
+		"Up[0].Topic":               func(c *Config) { c.Up[0].Topic = "a/#/b" },
+		"Up[0].LocalPrefix":         func(c *Config) { c.Up[0].LocalPrefix = "$share/g/" },
+		"Up[1].QoS":                 func(c *Config) { c.Up = append(c.Up, Rule{Topic: "x", QoS: 3}) },
+		"Down[0].RemotePrefix":      func(c *Config) { c.Down = []Rule{{Topic: "#", RemotePrefix: "a/+/"}} },
+		"Transparent.MaxQueued":     func(c *Config) { c.Transparent.MaxQueued = -1 },
+		"Transparent.SessionExpiry": func(c *Config) { c.Transparent.SessionExpiry = -1 },
+		"":                          func(c *Config) { c.Up = nil },
+	} {
+		c := ok
+		c.Up = []Rule{ok.Up[0]}
+		mutate(&c)
+		err := c.Validate()
+		var ce *ConfigError
+		if !errors.As(err, &ce) || len(ce.Fields) != 1 || ce.Fields[0].Field != want {
+			t.Errorf("%q: got %v", want, err)
+			continue
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != want || !strings.HasPrefix(err.Error(), "bridge: ") {
+			t.Errorf("%q: errors.As FieldError: %v", want, err)
+		}
+	}
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "ID: is required") ||
+		!strings.Contains(err.Error(), "URL: is required") {
+		t.Errorf("zero config: %v", err)
 	}
 }

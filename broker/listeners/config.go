@@ -66,6 +66,14 @@ type Config struct {
 	// queues them, bounded by its own config, until the buffer drains).
 	// Default 256 KiB.
 	OutboundBufferSize int
+	// WriteDelay lets deliveries to a busy connection gather: when the
+	// connection was written to less than WriteDelay ago, its next write
+	// waits WriteDelay (or until 32 KiB are pending), so that one system
+	// call carries many messages. A quiet connection is written to at
+	// once. It trades up to WriteDelay of latency (about 1 ms at least,
+	// for values under 1 ms, on an idle Linux machine) for CPU at
+	// moderate rates. Default 0: no waiting.
+	WriteDelay time.Duration
 
 	// ReceiveMaximum is the number of QoS 2 PUBLISH packets an MQTT 5
 	// client may have unreleased with us (CONNACK Receive Maximum);

@@ -56,6 +56,8 @@ type conn struct {
 	// Guarded by mu.
 	out, spare      *buffer
 	flushing        bool
+	lastWrite       int64 // monoNow at the end of the last write
+	urgent          bool  // a control packet is pending: no WriteDelay
 	closing         bool
 	netClosed       bool
 	connacked       bool
@@ -383,6 +385,7 @@ func (c *conn) send(b []byte) {
 	}
 	c.out.b = append(c.out.b, b...)
 	c.kick = true
+	c.urgent = true
 	for c.out != nil && len(c.out.b) > 4*c.l.cfg.OutboundBufferSize && !c.netClosed {
 		c.kickLocked()
 		ch := c.drained

@@ -67,6 +67,7 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) error {
 		}
 	}
 	code := packets.Success
+	congested := false // a subscriber's queue is full: the client must send it again
 	if p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
 		code = packets.PayloadFormatInvalid
 	} else {
@@ -77,7 +78,9 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) error {
 			}
 			m.Props = brokerProps(&p.Props)
 		}
-		code = publishCode(c.sess.Publish(m))
+		err := c.sess.Publish(m)
+		code = publishCode(err)
+		congested = errors.Is(err, broker.ErrSubscriberQueueFull)
 	}
 	if code != packets.Success && c.l.debug {
 		c.l.log.Debug("publish refused", "client", c.clientID, "topic", p.Topic, "reason_code", code)
@@ -86,14 +89,15 @@ func (c *conn) handlePublish(h packets.FixedHeader, body []byte) error {
 	case 0:
 		return nil
 	case 1:
-		if code == packets.UnspecifiedError && c.version != packets.V5 {
-			// MQTT 3.1.1 cannot say "failed": close without acknowledging,
-			// so that the client sends it again.
+		if (code == packets.UnspecifiedError || congested) && c.version != packets.V5 {
+			// MQTT 3.1.1 cannot say "failed" (nor "quota exceeded"):
+			// close without acknowledging, so that the client sends it
+			// again after it reconnects.
 			return errors.New("publish failed; closing without PUBACK")
 		}
 		c.sendAck(packets.PUBACK, p.PacketID, code)
 	case 2:
-		if code == packets.UnspecifiedError && c.version != packets.V5 {
+		if (code == packets.UnspecifiedError || congested) && c.version != packets.V5 {
 			return errors.New("publish failed; closing without PUBREC")
 		}
 		if code < 0x80 {

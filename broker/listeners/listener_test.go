@@ -106,10 +106,17 @@ func TestBrokerShutdown(t *testing.T) {
 
 // TestSlowSubscriber fills a subscriber's socket and write buffer while
 // it does not read: deliveries are refused and queued by the broker, then
-// all arrive, in order, once it reads again.
+// all arrive, in order, once it reads again. It runs with and without
+// WriteDelay.
 func TestSlowSubscriber(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Millisecond} {
+		t.Run(fmt.Sprint("delay=", d), func(t *testing.T) { testSlowSubscriber(t, d) })
+	}
+}
+
+func testSlowSubscriber(t *testing.T, delay time.Duration) {
 	srv := newBroker(t, func(c *broker.Config) { c.MaxInflight = 1000 })
-	l, addr := startListener(t, srv, Config{OutboundBufferSize: 2048})
+	l, addr := startListener(t, srv, Config{OutboundBufferSize: 2048, WriteDelay: delay})
 	sub := dialRaw(t, addr, packets.V5)
 	sub.connect(&packets.Connect{ClientID: "slow", CleanStart: true, KeepAlive: 0,
 		Props: packets.Properties{ReceiveMaximum: 1000}})

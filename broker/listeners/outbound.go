@@ -2,6 +2,7 @@ package listeners
 
 import (
 	"errors"
+	"runtime"
 	"time"
 
 	"github.com/sngate/sngate/broker"
@@ -170,6 +171,16 @@ func (c *conn) appendDisconnectLocked(code byte, reason string) {
 	c.out.b, _ = d.Append(c.out.b, packets.V5)
 }
 
+// monoEpoch is the origin of monoNow.
+var monoEpoch = time.Now()
+
+// monoNow reads the monotonic clock, in nanoseconds since monoEpoch.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+// coalesceLimit is how much output makes a writer waiting for more
+// (Config.WriteDelay) write at once instead.
+const coalesceLimit = 32 << 10
+
 // kickLocked starts the writer goroutine if there is something to write
 // and none is running. It reports whether it started one.
 func (c *conn) kickLocked() bool {
@@ -191,6 +202,7 @@ func (c *conn) kickLocked() bool {
 // when it is closing and everything is written.
 func (c *conn) flush() {
 	defer c.l.wg.Done()
+	c.coalesce()
 	c.mu.Lock()
 	for !c.netClosed {
 		if c.out == nil || len(c.out.b) == 0 {
@@ -211,9 +223,11 @@ func (c *conn) flush() {
 		buf := c.out
 		c.out = c.spare
 		c.spare = nil
+		c.urgent = false
 		c.mu.Unlock()
 		err := c.write(buf.b)
 		c.mu.Lock()
+		c.lastWrite = monoNow()
 		buf.b = buf.b[:0]
 		if c.spare == nil {
 			c.spare = buf
@@ -241,6 +255,33 @@ func (c *conn) flush() {
 	c.spare = nil
 	c.wakeReaderLocked()
 	c.mu.Unlock()
+}
+
+// coalesce lets more output gather before the writer's first write. A
+// connection that was written to within the last WriteDelay is busy: the
+// writer waits WriteDelay, so that one write carries many deliveries.
+// Control packets the reader queued (acknowledgements, PINGRESP) are
+// never held back. A quiet connection (and any with WriteDelay 0) only
+// yields once, which lets the
+// goroutine that started the writer add what it is about to deliver
+// without delaying anything when the machine is idle.
+func (c *conn) coalesce() {
+	d := int64(c.l.cfg.WriteDelay)
+	if d <= 0 {
+		runtime.Gosched()
+		return
+	}
+	c.mu.Lock()
+	busy := c.lastWrite != 0 && monoNow()-c.lastWrite < d && !c.closing && !c.urgent &&
+		c.out != nil && len(c.out.b) < coalesceLimit
+	c.mu.Unlock()
+	if !busy {
+		runtime.Gosched()
+		return
+	}
+	// Bounded by WriteDelay; deliveries keep appending meanwhile, and a
+	// closing connection waits at most this long for its last write.
+	time.Sleep(time.Duration(d))
 }
 
 func (c *conn) write(b []byte) error {

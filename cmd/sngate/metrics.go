@@ -77,6 +77,7 @@ type collector struct {
 	mqttConns, mqttAccepted, mqttRejected, mqttTooLarge, mqttDeferred metric
 
 	snClients, snFrames, snPublish, snRetransmits, snEvents, snRejected, snDropped metric
+	snLinkClients, snLinkPublish                                                   metric
 
 	linkFrames, linkDropped, linkErrors                                         metric
 	dtlsAssoc, dtlsPending, dtlsHandshakes, dtlsFailures                        metric
@@ -116,6 +117,8 @@ func newCollector(c *components) *collector {
 		snEvents:      newMetric("sn_client_events_total", "MQTT-SN client events, by kind.", counter, "event"),
 		snRejected:    newMetric("sn_rejections_total", "MQTT-SN requests refused, by reason.", counter, "reason"),
 		snDropped:     newMetric("sn_drops_total", "MQTT-SN frames or deliveries dropped, by reason.", counter, "reason"),
+		snLinkClients: newMetric("sn_link_clients", "MQTT-SN clients by link and state.", gauge, "link", "state"),
+		snLinkPublish: newMetric("sn_link_publish_total", "MQTT-SN PUBLISH by link, direction and QoS (in: frames received; out: first transmissions).", counter, "link", "direction", "qos"),
 
 		linkFrames:     newMetric("link_frames_total", "Frames per MQTT-SN link and direction.", counter, "link", "kind", "direction"),
 		linkDropped:    newMetric("link_drops_total", "Frames a link dropped, by reason.", counter, "link", "kind", "reason"),

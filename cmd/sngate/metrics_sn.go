@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sngate/sngate/gateway"
@@ -8,7 +10,37 @@ import (
 
 // gatewayMetrics returns the components.gateway hook for g.
 func gatewayMetrics(g *gateway.Gateway) func(*collector, chan<- prometheus.Metric) {
-	return func(m *collector, ch chan<- prometheus.Metric) { m.collectGateway(ch, g.Stats()) }
+	return func(m *collector, ch chan<- prometheus.Metric) {
+		m.collectGateway(ch, g.Stats())
+		m.collectGatewayLinks(ch, g.LinkStats())
+	}
+}
+
+// collectGatewayLinks emits the per-link client gauges and PUBLISH counts.
+// A link without a name, or with a name another link has, is labelled by
+// its index.
+func (m *collector) collectGatewayLinks(ch chan<- prometheus.Metric, links []gateway.LinkStats) {
+	seen := make(map[string]int, len(links))
+	for _, l := range links {
+		seen[l.Name]++
+	}
+	inQoS := [4]string{"-1", "0", "1", "2"}
+	outQoS := [3]string{"0", "1", "2"}
+	for _, l := range links {
+		link := l.Name
+		if link == "" || seen[link] > 1 {
+			link = strconv.Itoa(l.Index)
+		}
+		m.snLinkClients.emit(ch, float64(l.Clients), link, "total")
+		m.snLinkClients.emit(ch, float64(l.Active), link, "active")
+		m.snLinkClients.emit(ch, float64(l.Asleep), link, "asleep")
+		for i, q := range inQoS {
+			m.snLinkPublish.emit(ch, float64(l.PublishIn[i]), link, "in", q)
+		}
+		for i, q := range outQoS {
+			m.snLinkPublish.emit(ch, float64(l.PublishOut[i]), link, "out", q)
+		}
+	}
 }
 
 func (m *collector) collectGateway(ch chan<- prometheus.Metric, s gateway.Stats) {

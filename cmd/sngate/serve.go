@@ -54,10 +54,11 @@ Signals: SIGTERM or SIGINT stop gracefully (listeners stop accepting,
 MQTT-SN clients get DISCONNECT, the bridge disconnects, the broker
 closes, the store is flushed and closed). SIGHUP re-reads the
 config file: the password file and the ACL apply at once, and no session
-is dropped. A file with mistakes is logged and changes nothing. Changed
-predefined topics, sn.clients and DTLS bindings are validated but need a
-restart for now (the gateway cannot swap them while running yet), as do
-listeners, links and limits; a warning names what changed.
+is dropped. The gateway's admission settings apply too: predefined
+topics, sn.clients, sn.restrict_clients, QoS -1 rights, forwarders and
+DTLS identity bindings. A file with mistakes is logged and changes
+nothing. Listeners, links, PSK keys and limits need a restart; a warning
+names what changed.
 
 Persistence (on by default): --data-dir is created at start and holds the
 store (sngate.db): persistent sessions and their subscriptions, QoS 1/2

@@ -162,22 +162,44 @@ func (s *server) snErrors() <-chan error {
 	return s.sn.errs
 }
 
-// reloadGateway applies a new configuration's admission settings:
-// predefined topics, the client list, QoS -1 rights, forwarders and DTLS
-// identity bindings. The gateway has no hook to swap them while running,
-// so a change is reported as needing a restart; an unchanged set is fine.
+// reloadGateway applies a new configuration's admission settings without
+// dropping sessions: predefined topics, the client list, QoS -1 rights,
+// forwarders and each DTLS listener's identity bindings (rebuilt from the
+// new file, listener by listener). Changed PSK keys, like listeners and
+// links, still need a restart.
 func (s *server) reloadGateway(cur Config) error {
 	if s.sn == nil {
 		return nil
 	}
-	if _, err := cur.gatewayConfig(s.log); err != nil {
+	p, err := cur.gatewayConfig(s.log)
+	if err != nil {
 		return err
 	}
 	if admission(s.cfg) == admission(cur) {
 		return nil
 	}
-	return errors.New("sn.predefined_topics, sn.clients, sn.restrict_clients, sn.qos_minus1, sn.forwarders or DTLS bindings changed, " +
-		"but the gateway cannot swap them while running yet: restart to apply")
+	dl, err := cur.dtlsConfigs(s.log)
+	if err != nil {
+		return err
+	}
+	if len(dl) != len(s.comps.dtls) {
+		return fmt.Errorf("sn.dtls has %d listeners, %d are running: restart to apply", len(dl), len(s.comps.dtls))
+	}
+	for i, d := range dl {
+		p.LinkPolicies = append(p.LinkPolicies, gateway.LinkPolicy{Link: s.comps.dtls[i], Allowed: d.bindings.Allowed})
+	}
+	if err := s.sn.gw.Reload(p); err != nil {
+		return fmt.Errorf("gateway reload: %w", err)
+	}
+	s.cfg.SN.PredefinedTopics, s.cfg.SN.Clients, s.cfg.SN.RestrictClients = cur.SN.PredefinedTopics, cur.SN.Clients, cur.SN.RestrictClients
+	s.cfg.SN.QoSMinus1, s.cfg.SN.QoSMinus1Identity = cur.SN.QoSMinus1, cur.SN.QoSMinus1Identity
+	s.cfg.SN.Forwarders, s.cfg.SN.DisableForwarders = cur.SN.Forwarders, cur.SN.DisableForwarders
+	for i := range s.cfg.SN.DTLS {
+		s.cfg.SN.DTLS[i].Bindings = cur.SN.DTLS[i].Bindings
+	}
+	s.log.Info("gateway admission reloaded", "predefined_topics", len(cur.SN.PredefinedTopics),
+		"clients", len(cur.SN.Clients), "restrict_clients", cur.SN.RestrictClients, "dtls_listeners", len(dl))
+	return nil
 }
 
 // admission renders the gateway's admission settings for comparison.
