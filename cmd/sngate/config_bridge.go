@@ -1,16 +1,14 @@
 package main
 
-// The bridge section: its schema, validation and mapping onto
-// bridge.Config.
+// The bridge section: its schema and mapping onto bridge.Config, which
+// validates it.
 
 import (
-	"fmt"
+	"errors"
 	"log/slog"
-	"net/url"
-	"strconv"
+	"reflect"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/sngate/sngate/broker/bridge"
 )
@@ -93,8 +91,9 @@ func (b *BridgeConfig) used() bool {
 	return b.ID != "" || len(b.Up) > 0 || len(b.Down) > 0 || b.Transparent.Enabled
 }
 
-// validateBridge checks the bridge section; it is skipped while the
-// bridge is off.
+// validateBridge checks the bridge section with bridge.Config.Validate,
+// the bridge's own checks, naming each field by its key; it is skipped
+// while the bridge is off.
 func (c *Config) validateBridge(bad func(key, format string, args ...any)) {
 	b := &c.Bridge
 	if !b.enabled() {
@@ -103,135 +102,55 @@ func (c *Config) validateBridge(bad func(key, format string, args ...any)) {
 		}
 		return
 	}
-	if b.ID == "" {
-		bad("bridge.id", "is required: a name for this gateway, unique in the cluster")
-	} else if !plainName(b.ID) {
-		bad("bridge.id", "%q: use printable characters without spaces, + or #", b.ID)
+	err := c.bridgeConfig(nil).Validate()
+	if err == nil {
+		return
 	}
-	if b.ClientID != "" && !plainName(b.ClientID) {
-		bad("bridge.client_id", "%q: use printable characters without spaces, + or #", b.ClientID)
+	var ce *bridge.ConfigError
+	if !errors.As(err, &ce) {
+		bad("bridge", "%v", err)
+		return
 	}
-	tlsURL, err := checkBridgeURL(b.URL)
-	if err != nil {
-		bad("bridge.url", "%v", err)
-	}
-	switch b.ProtocolVersion {
-	case 0, 4, 5:
-	default:
-		bad("bridge.protocol_version", "%d is not 0 (MQTT 5, falling back to 3.1.1), 4 (3.1.1) or 5", b.ProtocolVersion)
-	}
-	if (b.TLS.CertFile == "") != (b.TLS.KeyFile == "") {
-		bad("bridge.tls", "cert_file and key_file go together")
-	}
-	if b.TLS != (BridgeTLS{}) && err == nil && !tlsURL {
-		bad("bridge.tls", "is set but the url is not mqtts://, ssl:// or tls://: the connection would not use TLS")
-	}
-	for key, d := range map[string]Duration{"keepalive": b.KeepAlive, "connect_timeout": b.ConnectTimeout,
-		"min_backoff": b.MinBackoff, "max_backoff": b.MaxBackoff, "transparent.session_expiry": b.Transparent.SessionExpiry} {
-		if d < 0 {
-			bad("bridge."+key, "must not be negative")
-		}
-	}
-	if b.KeepAlive > 0 && time.Duration(b.KeepAlive) > 65535*time.Second {
-		bad("bridge.keepalive", "%s exceeds 65535s", b.KeepAlive)
-	}
-	if b.MaxInflight < 0 || b.MaxInflight > 65535 {
-		bad("bridge.max_inflight", "%d is outside 0..65535", b.MaxInflight)
-	}
-	for i, r := range b.Up {
-		checkBridgeRule(fmt.Sprintf("bridge.up[%d]", i), r, bad)
-	}
-	for i, r := range b.Down {
-		checkBridgeRule(fmt.Sprintf("bridge.down[%d]", i), r, bad)
-	}
-	t := &b.Transparent
-	if len(b.Up) == 0 && len(b.Down) == 0 && !t.Enabled {
-		bad("bridge", "nothing to bridge: give up or down rules, or set transparent.enabled")
-	}
-	if strings.ContainsAny(t.RemotePrefix, "+#") {
-		bad("bridge.transparent.remote_prefix", "%q has a wildcard", t.RemotePrefix)
-	}
-	if t.MaxClients < 0 || t.MaxQueued < 0 {
-		bad("bridge.transparent", "max_clients and max_queued must not be negative")
+	for _, f := range ce.Fields {
+		key, _ := bridgeKey(f.Field)
+		bad(key, "%v", f.Err)
 	}
 }
 
-// plainName reports whether s is a usable client ID or gateway name.
-func plainName(s string) bool {
-	for _, r := range s {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '+' || r == '#' {
-			return false
+// bridgeKey maps a bridge.Config field path ("URL", "TLS.CertFile",
+// "Up[0].QoS", "" for the whole) onto its key ("bridge.url",
+// "bridge.tls.cert_file", "bridge.up[0].qos", "bridge") through the
+// mapstructure tags of BridgeConfig, whose field names are those of
+// bridge.Config. ok is false if a name has no counterpart: the rest of
+// the path is then kept as is.
+func bridgeKey(field string) (key string, ok bool) {
+	key = "bridge"
+	if field == "" {
+		return key, true
+	}
+	t := reflect.TypeFor[BridgeConfig]()
+	parts := strings.Split(field, ".")
+	for i, part := range parts {
+		name, index, indexed := strings.Cut(part, "[")
+		var f reflect.StructField
+		found := false
+		if t.Kind() == reflect.Struct {
+			f, found = t.FieldByName(name)
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if !found || tag == "" {
+			return key + "." + strings.Join(parts[i:], "."), false
+		}
+		key += "." + tag
+		t = f.Type
+		if indexed {
+			key += "[" + index
+			if t.Kind() == reflect.Slice {
+				t = t.Elem()
+			}
 		}
 	}
-	return s != ""
-}
-
-// checkBridgeURL parses an upstream URL and reports whether it asks for
-// TLS.
-func checkBridgeURL(raw string) (bool, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false, fmt.Errorf("%q is not a URL such as mqtt://broker.example:1883", raw)
-	}
-	tls := false
-	switch strings.ToLower(u.Scheme) {
-	case "mqtt", "tcp":
-	case "mqtts", "ssl", "tls":
-		tls = true
-	default:
-		return false, fmt.Errorf("%q: the scheme must be mqtt, tcp, mqtts, ssl or tls", raw)
-	}
-	if u.User != nil {
-		// The bridge would ignore it, and the URL is logged.
-		return false, fmt.Errorf("%q: give credentials in bridge.username and bridge.password, not in the URL", u.Redacted())
-	}
-	if u.Hostname() == "" {
-		return false, fmt.Errorf("%q has no host", raw)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return false, fmt.Errorf("%q: port %q is outside 1..65535", raw, p)
-		}
-	}
-	if u.Path != "" && u.Path != "/" {
-		return false, fmt.Errorf("%q: a broker URL has no path", raw)
-	}
-	return tls, nil
-}
-
-// checkBridgeRule validates one up or down rule.
-func checkBridgeRule(key string, r BridgeRule, bad func(key, format string, args ...any)) {
-	if err := checkTopicFilter(r.Topic); err != nil {
-		bad(key+".topic", "%v", err)
-	} else if strings.HasPrefix(r.LocalPrefix+r.Topic, "$share/") || strings.HasPrefix(r.RemotePrefix+r.Topic, "$share/") {
-		bad(key+".topic", "shared subscriptions are not bridged")
-	}
-	if strings.ContainsAny(r.LocalPrefix, "+#") || strings.ContainsAny(r.RemotePrefix, "+#") {
-		bad(key, "local_prefix and remote_prefix may not contain wildcards")
-	}
-	if r.QoS < 0 || r.QoS > 2 {
-		bad(key+".qos", "%d is not 0, 1 or 2", r.QoS)
-	}
-}
-
-// checkTopicFilter checks an MQTT topic filter's wildcards.
-func checkTopicFilter(f string) error {
-	if f == "" {
-		return fmt.Errorf(`empty topic filter (use "#" for everything under the prefixes)`)
-	}
-	if strings.ContainsRune(f, 0) {
-		return fmt.Errorf("%q contains a NUL character", f)
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return fmt.Errorf("%q: # must be a whole level, and the last", f)
-		}
-		if strings.Contains(l, "+") && l != "+" {
-			return fmt.Errorf("%q: + must be a whole level", f)
-		}
-	}
-	return nil
+	return key, true
 }
 
 // bridgeConfig maps the bridge section onto bridge.Config.
@@ -240,7 +159,11 @@ func (c *Config) bridgeConfig(log *slog.Logger) bridge.Config {
 	rules := func(rs []BridgeRule) []bridge.Rule {
 		out := make([]bridge.Rule, 0, len(rs))
 		for _, r := range rs {
-			out = append(out, bridge.Rule{Topic: r.Topic, LocalPrefix: r.LocalPrefix, RemotePrefix: r.RemotePrefix, QoS: byte(r.QoS)})
+			qos := byte(0xFF) // out of range: Validate reports it
+			if r.QoS >= 0 && r.QoS <= 2 {
+				qos = byte(r.QoS)
+			}
+			out = append(out, bridge.Rule{Topic: r.Topic, LocalPrefix: r.LocalPrefix, RemotePrefix: r.RemotePrefix, QoS: qos})
 		}
 		return out
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sngate/sngate/broker/bridge"
 )
 
 func TestBridgeMapping(t *testing.T) {
@@ -65,9 +68,12 @@ func TestBridgeValidation(t *testing.T) {
 		"qos":           {"bridge:\n  id: a\n  url: mqtt://h\n  up: [{topic: '#', qos: 3}]\n", "bridge.up[0].qos"},
 		"version":       {"bridge:\n  id: a\n  url: mqtt://h\n  protocol_version: 3\n  up: [{topic: '#', qos: 0}]\n", "bridge.protocol_version"},
 		"tls plain url": {"bridge:\n  id: a\n  url: mqtt://h\n  tls: {ca_file: x}\n  up: [{topic: '#', qos: 0}]\n", "bridge.tls"},
-		"cert no key":   {"bridge:\n  id: a\n  url: mqtts://h\n  tls: {cert_file: x}\n  up: [{topic: '#', qos: 0}]\n", "cert_file and key_file"},
+		"cert no key":   {"bridge:\n  id: a\n  url: mqtts://h\n  tls: {cert_file: x}\n  up: [{topic: '#', qos: 0}]\n", "bridge.tls.key_file: is required"},
 		"shared":        {"bridge:\n  id: a\n  url: mqtt://h\n  up: [{topic: '$share/g/#', qos: 0}]\n", "shared"},
-		"userinfo":      {"bridge:\n  id: a\n  url: mqtt://u:pw@h\n  up: [{topic: '#', qos: 0}]\n", "bridge.username"},
+		"userinfo":      {"bridge:\n  id: a\n  url: mqtt://u:pw@h\n  up: [{topic: '#', qos: 0}]\n", "bridge.url: \"mqtt://u:xxxxx@h\" has credentials"},
+		"qos range":     {"bridge:\n  id: a\n  url: mqtt://h\n  down: [{topic: '#', qos: -1}]\n", "bridge.down[0].qos: must be 0, 1 or 2"},
+		"negative":      {"bridge:\n  id: a\n  url: mqtt://h\n  min_backoff: -1s\n  up: [{topic: '#', qos: 0}]\n", "bridge.min_backoff"},
+		"t max queued":  {"bridge:\n  id: a\n  url: mqtt://h\n  transparent: {enabled: true, max_queued: -1}\n", "bridge.transparent.max_queued"},
 		"unknown key":   {"bridge:\n  id: a\n  urll: mqtt://h\n", "bridge.urll: unknown key (did you mean bridge.url?)"},
 	} {
 		f := writeFile(t, "b.yaml", tc.yaml)
@@ -81,6 +87,45 @@ func TestBridgeValidation(t *testing.T) {
 	if _, err := loadConfig(loadOptions{File: f}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBridgeKeys: every bridge.Config field, which Validate may name,
+// has a key.
+func TestBridgeKeys(t *testing.T) {
+	for field, want := range map[string]string{
+		"":                         "bridge",
+		"ID":                       "bridge.id",
+		"TLS.CertFile":             "bridge.tls.cert_file",
+		"KeepAlive":                "bridge.keepalive",
+		"Up[3].QoS":                "bridge.up[3].qos",
+		"Down[0].RemotePrefix":     "bridge.down[0].remote_prefix",
+		"Transparent.MaxQueued":    "bridge.transparent.max_queued",
+		"NoSuchField.X":            "bridge.NoSuchField.X",
+		"Transparent.Enabled.Deep": "bridge.transparent.enabled.Deep",
+	} {
+		if got, _ := bridgeKey(field); got != want {
+			t.Errorf("bridgeKey(%q) = %q, want %q", field, got, want)
+		}
+	}
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			if f.Name == "Logger" {
+				continue
+			}
+			path := prefix + f.Name
+			if _, ok := bridgeKey(path); !ok {
+				t.Errorf("bridge.Config field %s has no key in BridgeConfig", path)
+			}
+			switch ft := f.Type; {
+			case ft.Kind() == reflect.Struct:
+				walk(path+".", ft)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				walk(path+"[0].", ft.Elem())
+			}
+		}
+	}
+	walk("", reflect.TypeFor[bridge.Config]())
 }
 
 // UDP socket buffers default to 4 MiB / 1 MiB in every sn.udp entry,
