@@ -218,3 +218,38 @@ func TestWithoutParking(t *testing.T) {
 		t.Fatal("no DISCONNECT on close")
 	}
 }
+
+// TestWriteDelay sends a burst to a subscriber whose listener holds
+// deliveries back to write them together: all arrive, in order, and a
+// PINGREQ is still answered.
+func TestWriteDelay(t *testing.T) {
+	srv := newBroker(t, nil)
+	_, addr := startListener(t, srv, Config{WriteDelay: 50 * time.Millisecond})
+	sub := rawConnected(t, addr, packets.V311, "sub")
+	sub.subscribe(1, packets.SubOption{Filter: "wd/#", QoS: 0})
+	pub := rawConnected(t, addr, packets.V311, "pub")
+	publish := func(from, to int) {
+		var b []byte
+		for i := from; i < to; i++ {
+			b, _ = (&packets.Publish{Topic: "wd/t", Payload: []byte{byte(i)}}).Append(b, packets.V311)
+		}
+		pub.write(b)
+	}
+	expect := func(from, to int) {
+		for i := from; i < to; i++ {
+			p := sub.expect(packets.PUBLISH).(*packets.Publish)
+			if len(p.Payload) != 1 || int(p.Payload[0]) != i {
+				t.Fatalf("message %d: got %v", i, p.Payload)
+			}
+		}
+	}
+	// The first delivery is written at once; the burst right after it
+	// finds the connection busy and waits for more.
+	publish(0, 1)
+	expect(0, 1)
+	publish(1, 200)
+	expect(1, 200)
+	if got := sub.until(packets.PINGRESP); len(got) != 0 {
+		t.Fatalf("extra packets %v", got)
+	}
+}

@@ -2,7 +2,6 @@ package listeners
 
 import (
 	"errors"
-	"runtime"
 	"time"
 
 	"github.com/sngate/sngate/broker"
@@ -148,8 +147,13 @@ func (c *conn) beginCloseLocked(code byte, reason string) {
 	if code != 0 && c.version == packets.V5 && c.connacked {
 		c.appendDisconnectLocked(code, reason)
 	}
-	// Do not wait long for a client that does not read.
-	_ = c.tr.SetWriteDeadline(time.Now().Add(min(c.l.cfg.WriteTimeout, closeWriteTimeout)))
+	// Do not wait long for a client that does not read. A net.Conn
+	// takes a new deadline in the middle of a write; the WebSocket
+	// adapter does not allow that, and its writer sets it before the
+	// next write instead.
+	if _, ws := c.tr.(*wsTransport); !ws || !c.flushing {
+		_ = c.tr.SetWriteDeadline(time.Now().Add(min(c.l.cfg.WriteTimeout, closeWriteTimeout)))
+	}
 	if !c.kickLocked() && !c.flushing {
 		c.closeNetLocked()
 	}
@@ -224,8 +228,9 @@ func (c *conn) flush() {
 		c.out = c.spare
 		c.spare = nil
 		c.urgent = false
+		closing := c.closing
 		c.mu.Unlock()
-		err := c.write(buf.b)
+		err := c.write(buf.b, closing)
 		c.mu.Lock()
 		c.lastWrite = monoNow()
 		buf.b = buf.b[:0]
@@ -261,14 +266,11 @@ func (c *conn) flush() {
 // connection that was written to within the last WriteDelay is busy: the
 // writer waits WriteDelay, so that one write carries many deliveries.
 // Control packets the reader queued (acknowledgements, PINGRESP) are
-// never held back. A quiet connection (and any with WriteDelay 0) only
-// yields once, which lets the
-// goroutine that started the writer add what it is about to deliver
-// without delaying anything when the machine is idle.
+// never held back, nor is anything on a quiet connection or with
+// WriteDelay 0.
 func (c *conn) coalesce() {
 	d := int64(c.l.cfg.WriteDelay)
 	if d <= 0 {
-		runtime.Gosched()
 		return
 	}
 	c.mu.Lock()
@@ -276,7 +278,6 @@ func (c *conn) coalesce() {
 		c.out != nil && len(c.out.b) < coalesceLimit
 	c.mu.Unlock()
 	if !busy {
-		runtime.Gosched()
 		return
 	}
 	// Bounded by WriteDelay; deliveries keep appending meanwhile, and a
@@ -284,10 +285,14 @@ func (c *conn) coalesce() {
 	time.Sleep(time.Duration(d))
 }
 
-func (c *conn) write(b []byte) error {
-	if !c.closing {
-		_ = c.tr.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
+// write writes b, bounded by WriteTimeout, or by closeWriteTimeout for
+// a closing connection (closing is read under c.mu by the caller).
+func (c *conn) write(b []byte, closing bool) error {
+	d := c.l.cfg.WriteTimeout
+	if closing {
+		d = min(d, closeWriteTimeout)
 	}
+	_ = c.tr.SetWriteDeadline(time.Now().Add(d))
 	_, err := c.tr.Write(b)
 	return err
 }
