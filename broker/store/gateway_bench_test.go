@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,8 +47,10 @@ func BenchmarkGatewayQoS1(b *testing.B) {
 
 func benchGateway(b *testing.B, persist bool, clients int) {
 	var opts []broker.Option
+	var st *store.Store
 	if persist {
-		st, err := store.Open(b.TempDir(), store.Options{})
+		var err error
+		st, err = store.Open(b.TempDir(), store.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -118,14 +122,25 @@ func benchGateway(b *testing.B, persist bool, clients int) {
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
+	var congested atomic.Int64
 	for i, c := range cs {
 		n := b.N / clients
 		if i < b.N%clients {
 			n++
 		}
 		wg.Go(func() {
-			for range n {
-				if err := c.Publish(ctx, client.TopicID(ids[i]), sn.QoS1, false, payload); err != nil {
+			for j := 0; j < n; {
+				err := c.Publish(ctx, client.TopicID(ids[i]), sn.QoS1, false, payload)
+				var rc *client.ReturnCodeError
+				switch {
+				case err == nil:
+					j++
+				case errors.As(err, &rc) && rc.Code == sn.RejectedCongestion:
+					// The subscriber's queue is full: back off and send it
+					// again, as a real client does (T_retry).
+					congested.Add(1)
+					time.Sleep(time.Millisecond)
+				default:
 					b.Error(err)
 					return
 				}
@@ -134,6 +149,13 @@ func benchGateway(b *testing.B, persist bool, clients int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+	b.ReportMetric(float64(congested.Load())/float64(b.N), "congested/op")
+	if st != nil {
+		if ss := st.Stats(); ss.Commits > 0 {
+			b.ReportMetric(float64(ss.Changes)/float64(ss.Commits), "changes/commit")
+			b.ReportMetric(float64(ss.CommitDur.Microseconds())/float64(ss.Commits), "µs/commit")
+		}
+	}
 	if s := srv.Stats(); s.DroppedQueueFull > 0 {
 		b.Fatalf("%d messages dropped by the subscriber's full queue", s.DroppedQueueFull)
 	}
