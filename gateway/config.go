@@ -198,45 +198,21 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Shards <= 0 {
-		c.Shards = d.Shards
-	}
-	if c.InboxSize <= 0 {
-		c.InboxSize = d.InboxSize
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = d.MaxClients
-	}
-	if c.MaxClientIDLength <= 0 {
-		c.MaxClientIDLength = d.MaxClientIDLength
-	}
-	if c.MaxTopicIDs <= 0 {
-		c.MaxTopicIDs = d.MaxTopicIDs
-	}
+	defaultIfUnset(&c.Shards, d.Shards)
+	defaultIfUnset(&c.InboxSize, d.InboxSize)
+	defaultIfUnset(&c.MaxClients, d.MaxClients)
+	defaultIfUnset(&c.MaxClientIDLength, d.MaxClientIDLength)
+	defaultIfUnset(&c.MaxTopicIDs, d.MaxTopicIDs)
 	if c.MaxTopicIDs > 0xFFFE {
 		c.MaxTopicIDs = 0xFFFE
 	}
-	if c.MaxPacketSize <= 0 {
-		c.MaxPacketSize = d.MaxPacketSize
-	}
-	if c.MaxPendingConnectsPerSource <= 0 {
-		c.MaxPendingConnectsPerSource = d.MaxPendingConnectsPerSource
-	}
-	if c.NewClientRate <= 0 {
-		c.NewClientRate = d.NewClientRate
-	}
-	if c.NewClientBurst <= 0 {
-		c.NewClientBurst = d.NewClientBurst
-	}
-	if c.MaxSources <= 0 {
-		c.MaxSources = d.MaxSources
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = d.RetryInterval
-	}
-	if c.MaxRetries <= 0 {
-		c.MaxRetries = d.MaxRetries
-	}
+	defaultIfUnset(&c.MaxPacketSize, d.MaxPacketSize)
+	defaultIfUnset(&c.MaxPendingConnectsPerSource, d.MaxPendingConnectsPerSource)
+	defaultIfUnset(&c.NewClientRate, d.NewClientRate)
+	defaultIfUnset(&c.NewClientBurst, d.NewClientBurst)
+	defaultIfUnset(&c.MaxSources, d.MaxSources)
+	defaultIfUnset(&c.RetryInterval, d.RetryInterval)
+	defaultIfUnset(&c.MaxRetries, d.MaxRetries)
 	if c.KeepAliveTolerance < 1 {
 		c.KeepAliveTolerance = d.KeepAliveTolerance
 	}
@@ -404,4 +380,11 @@ func sameLink(a, b transport.Link) (same bool) {
 		}
 	}()
 	return a == b
+}
+
+// defaultIfUnset sets *v to def when *v is zero or negative (unset).
+func defaultIfUnset[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }

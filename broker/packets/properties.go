@@ -202,29 +202,21 @@ func (p *Properties) decodeOne(d *decoder, kind byte) {
 	const field = "property value"
 	switch id {
 	case PropPayloadFormat:
-		p.PayloadFormat = d.byte1(field)
-		d.checkBool(id, p.PayloadFormat)
+		p.PayloadFormat = d.flag(id, field)
 	case PropRequestProblemInfo:
-		p.RequestProblemInfo = d.byte1(field)
-		d.checkBool(id, p.RequestProblemInfo)
+		p.RequestProblemInfo = d.flag(id, field)
 	case PropRequestResponseInfo:
-		p.RequestResponseInfo = d.byte1(field)
-		d.checkBool(id, p.RequestResponseInfo)
+		p.RequestResponseInfo = d.flag(id, field)
 	case PropMaximumQoS:
-		p.MaximumQoS = d.byte1(field)
-		d.checkBool(id, p.MaximumQoS)
+		p.MaximumQoS = d.flag(id, field)
 	case PropRetainAvailable:
-		p.RetainAvailable = d.byte1(field)
-		d.checkBool(id, p.RetainAvailable)
+		p.RetainAvailable = d.flag(id, field)
 	case PropWildcardSubAvailable:
-		p.WildcardSubAvailable = d.byte1(field)
-		d.checkBool(id, p.WildcardSubAvailable)
+		p.WildcardSubAvailable = d.flag(id, field)
 	case PropSubIDAvailable:
-		p.SubIDAvailable = d.byte1(field)
-		d.checkBool(id, p.SubIDAvailable)
+		p.SubIDAvailable = d.flag(id, field)
 	case PropSharedSubAvailable:
-		p.SharedSubAvailable = d.byte1(field)
-		d.checkBool(id, p.SharedSubAvailable)
+		p.SharedSubAvailable = d.flag(id, field)
 	case PropServerKeepAlive:
 		p.ServerKeepAlive = d.uint16(field)
 	case PropReceiveMaximum:
@@ -285,10 +277,13 @@ func (p *Properties) decodeOne(d *decoder, kind byte) {
 	}
 }
 
-func (d *decoder) checkBool(id byte, v byte) {
+// flag reads a one-byte property that may only be 0 or 1.
+func (d *decoder) flag(id byte, field string) byte {
+	v := d.byte1(field)
 	if d.err == nil && v > 1 {
 		d.fail(protocolErr("%s: property 0x%02X has value %d, want 0 or 1", d.what, id, v))
 	}
+	return v
 }
 
 // isZero reports whether no property would be encoded, quickly.
